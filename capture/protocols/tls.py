@@ -1,0 +1,364 @@
+"""TLS ClientHello / ServerHello parsers (sans-IO).
+
+Strategy: the caller hands over the in-order bytes of one TCP direction seen so far. The record
+walker reads TLS records from offset 0 with `struct.unpack_from`, collects the handshake
+fragments (a hello may span several records and segments), and returns None until the whole
+handshake message is there. The message body is then parsed once, by offsets into one buffer.
+The same body parser serves QUIC, whose CRYPTO frames carry a bare handshake message.
+SSLv2-compatible ClientHellos (RFC 5246 Appendix E.2, first byte 0x80) are read too.
+
+Every failure is a `DecodeError` with a `tls.*` reason and the offset where it was noticed.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from capture.errors import DECODE_EXCEPTIONS, DecodeError
+
+CONTENT_HANDSHAKE = 22  # RFC 8446 §5.1 ContentType.handshake
+HS_CLIENT_HELLO = 1  # RFC 8446 §4 HandshakeType
+HS_SERVER_HELLO = 2
+
+EXT_SERVER_NAME = 0  # RFC 6066 §3
+EXT_SUPPORTED_GROUPS = 10  # RFC 8422 §5.1.1 / RFC 8446 §4.2.7
+EXT_EC_POINT_FORMATS = 11  # RFC 8422 §5.1.2
+EXT_SIGNATURE_ALGORITHMS = 13  # RFC 8446 §4.2.3
+EXT_ALPN = 16  # RFC 7301 §3.1
+EXT_SUPPORTED_VERSIONS = 43  # RFC 8446 §4.2.1
+
+# RFC 5246 §6.2.3: a TLSCiphertext fragment is at most 2^14 + 2048 bytes; plaintext handshake
+# records are smaller still (2^14), so a larger length means this is not TLS.
+MAX_RECORD_LEN = 2**14 + 2048
+# The largest ClientHello the RFC 8446 §4.1.2 vectors allow: legacy_version 2 + random 32 +
+# session_id <0..32> (1+32) + cipher_suites <2..2^16-2> (2+65534) + compression <1..2^8-1>
+# (1+255) + extensions <8..2^16-1> (2+65535). Anything claiming more is hostile.
+MAX_CLIENT_HELLO_LEN = 2 + 32 + 33 + 65536 + 256 + 65537
+# ServerHello: the same with a single cipher suite and compression method.
+MAX_SERVER_HELLO_LEN = 2 + 32 + 33 + 2 + 1 + 65537
+_RECORD_HEADER_LEN = 5
+_HS_HEADER_LEN = 4
+
+_U16 = struct.Struct("!H")
+_RECORD = struct.Struct("!BBBH")
+_SSL2_HEADER = struct.Struct("!HBHHHH")  # length|0x8000, msg type, version, 3 lengths
+
+
+@dataclass(frozen=True, slots=True)
+class ClientHello:
+    """A parsed ClientHello; lists are kept in wire order with GREASE values in place."""
+
+    version: int
+    ciphers: tuple[int, ...]
+    extensions: tuple[int, ...]
+    sni: str | None
+    alpn: tuple[str, ...]
+    groups: tuple[int, ...]
+    ec_point_formats: tuple[int, ...]
+    sig_algs: tuple[int, ...]
+    supported_versions: tuple[int, ...]
+    quic: bool = False
+    sslv2: bool = False
+
+    def fields(self) -> dict[str, object]:
+        """The `tls_client` event fields of docs/events.md, fingerprints excluded."""
+        return {
+            "sni": self.sni,
+            "version": self.version,
+            "supported_versions": list(self.supported_versions),
+            "alpn": list(self.alpn),
+            "ciphers": list(self.ciphers),
+            "extensions": list(self.extensions),
+            "groups": list(self.groups),
+            "ec_point_formats": list(self.ec_point_formats),
+            "sig_algs": list(self.sig_algs),
+            "quic": self.quic,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ServerHello:
+    """A parsed ServerHello (HelloRetryRequest included, RFC 8446 §4.1.4)."""
+
+    version: int
+    selected_version: int | None
+    cipher: int
+    extensions: tuple[int, ...]
+    alpn: tuple[str, ...]
+
+    def fields(self) -> dict[str, object]:
+        """The `tls_server` event fields of docs/events.md, fingerprints excluded."""
+        return {
+            "version": self.version,
+            "selected_version": self.selected_version,
+            "cipher": self.cipher,
+            "extensions": list(self.extensions),
+            "alpn": list(self.alpn),
+        }
+
+
+def looks_like_tls(buf: bytes) -> bool:
+    """Cheap check on the first bytes: a TLS handshake record or an SSLv2-compatible hello."""
+    n = len(buf)
+    if n == 0:
+        return False
+    b0 = buf[0]
+    if b0 == CONTENT_HANDSHAKE:
+        return (n < 2 or buf[1] == 3) and (n < 3 or buf[2] <= 4)
+    if b0 & 0x80:
+        return n < 3 or buf[2] == HS_CLIENT_HELLO
+    return False
+
+
+def parse_client_hello(buf: bytes) -> ClientHello | None:
+    """ClientHello from the start of a client's TCP stream; None while more bytes are needed."""
+    if buf[:1] and buf[0] & 0x80:
+        return _parse_sslv2(buf)
+    hs = _handshake_from_records(buf, HS_CLIENT_HELLO, MAX_CLIENT_HELLO_LEN)
+    if hs is None:
+        return None
+    return parse_client_hello_handshake(hs)
+
+
+def parse_server_hello(buf: bytes) -> ServerHello | None:
+    """ServerHello from the start of a server's TCP stream; None while more bytes are needed."""
+    hs = _handshake_from_records(buf, HS_SERVER_HELLO, MAX_SERVER_HELLO_LEN)
+    if hs is None:
+        return None
+    try:
+        return _server_hello_body(hs, _HS_HEADER_LEN)
+    except DECODE_EXCEPTIONS as exc:
+        raise DecodeError("tls.truncated", f"server hello: {exc}") from None
+
+
+def parse_client_hello_handshake(hs: bytes, *, quic: bool = False) -> ClientHello:
+    """ClientHello from one bare handshake message (4-byte header included), e.g. QUIC CRYPTO."""
+    if len(hs) < _HS_HEADER_LEN:
+        raise DecodeError("tls.truncated", "handshake header", 0)
+    if hs[0] != HS_CLIENT_HELLO:
+        raise DecodeError("tls.not_client_hello", f"handshake type {hs[0]}", 0)
+    length = int.from_bytes(hs[1:4], "big")
+    if length > MAX_CLIENT_HELLO_LEN:
+        raise DecodeError("tls.too_long", f"client hello of {length} bytes", 1)
+    if _HS_HEADER_LEN + length > len(hs):
+        raise DecodeError("tls.truncated", f"client hello needs {length} bytes", 1)
+    if len(hs) > _HS_HEADER_LEN + length:
+        hs = hs[: _HS_HEADER_LEN + length]
+    try:
+        return _client_hello_body(hs, _HS_HEADER_LEN, _HS_HEADER_LEN + length, quic)
+    except DECODE_EXCEPTIONS as exc:
+        raise DecodeError("tls.truncated", f"client hello: {exc}") from None
+
+
+def _handshake_from_records(buf: bytes, want: int, max_len: int) -> bytes | None:
+    """Join the handshake fragments of consecutive records until one message is complete."""
+    end = len(buf)
+    pos = 0
+    parts: list[bytes] = []
+    have = 0
+    need = -1
+    unpack_record = _RECORD.unpack_from
+    while True:
+        if pos + _RECORD_HEADER_LEN > end:
+            return None
+        ctype, major, minor, rlen = unpack_record(buf, pos)
+        if ctype != CONTENT_HANDSHAKE:
+            raise DecodeError("tls.not_handshake", f"record content type {ctype}", pos)
+        if major != 3 or minor > 4:
+            raise DecodeError("tls.bad_record_version", f"record version {major}.{minor}", pos + 1)
+        if rlen == 0 or rlen > MAX_RECORD_LEN:
+            raise DecodeError("tls.bad_record_length", f"record length {rlen}", pos + 3)
+        body = pos + _RECORD_HEADER_LEN
+        if have == 0 and body < end and buf[body] != want:
+            reason = "tls.not_client_hello" if want == HS_CLIENT_HELLO else "tls.not_server_hello"
+            raise DecodeError(reason, f"handshake type {buf[body]}", body)
+        take = min(rlen, end - body)
+        if need >= 0:
+            take = min(take, need - have)
+        parts.append(buf[body : body + take])
+        have += take
+        if need < 0 and have >= _HS_HEADER_LEN:
+            head = b"".join(parts)
+            length = int.from_bytes(head[1:4], "big")
+            if length > max_len:
+                raise DecodeError("tls.too_long", f"handshake message of {length} bytes", body)
+            need = _HS_HEADER_LEN + length
+            parts = [head[:need]]
+            have = min(have, need)
+        if need >= 0 and have >= need:
+            return b"".join(parts)
+        if body + rlen > end:
+            return None
+        pos = body + rlen
+
+
+def _client_hello_body(b: bytes, pos: int, end: int, quic: bool) -> ClientHello:
+    u16 = _U16.unpack_from
+    (version,) = u16(b, pos)
+    pos += 2 + 32  # legacy_version, random
+    pos += 1 + b[pos]  # legacy_session_id <0..32>
+    (clen,) = u16(b, pos)
+    pos += 2
+    if clen % 2 or pos + clen > end:
+        raise DecodeError("tls.bad_length", f"cipher_suites length {clen}", pos - 2)
+    ciphers = struct.unpack_from(f"!{clen // 2}H", b, pos)
+    pos += clen
+    pos += 1 + b[pos]  # legacy_compression_methods <1..2^8-1>
+    if pos > end:
+        raise DecodeError("tls.bad_length", "compression methods past the end", pos)
+    exts: list[int] = []
+    sni: str | None = None
+    alpn: tuple[str, ...] = ()
+    groups: tuple[int, ...] = ()
+    formats: tuple[int, ...] = ()
+    sig_algs: tuple[int, ...] = ()
+    versions: tuple[int, ...] = ()
+    if pos < end:
+        (elen,) = u16(b, pos)
+        pos += 2
+        eend = pos + elen
+        if eend != end:
+            raise DecodeError("tls.bad_length", f"extensions length {elen} vs {end - pos}", pos - 2)
+        while pos < eend:
+            etype, dlen = struct.unpack_from("!HH", b, pos)
+            d = pos + 4
+            pos = d + dlen
+            if pos > eend:
+                raise DecodeError("tls.bad_extension", f"extension {etype} length {dlen}", d - 2)
+            exts.append(etype)
+            if etype == EXT_SERVER_NAME:
+                sni = _sni(b, d, pos)
+            elif etype == EXT_ALPN:
+                alpn = _alpn(b, d, pos)
+            elif etype == EXT_SUPPORTED_GROUPS:
+                groups = _u16_list(b, d, pos, 2, etype)
+            elif etype == EXT_EC_POINT_FORMATS:
+                formats = _u8_list(b, d, pos, etype)
+            elif etype == EXT_SIGNATURE_ALGORITHMS:
+                sig_algs = _u16_list(b, d, pos, 2, etype)
+            elif etype == EXT_SUPPORTED_VERSIONS:
+                versions = _u16_list(b, d, pos, 1, etype)
+    return ClientHello(
+        version=version,
+        ciphers=ciphers,
+        extensions=tuple(exts),
+        sni=sni,
+        alpn=alpn,
+        groups=groups,
+        ec_point_formats=formats,
+        sig_algs=sig_algs,
+        supported_versions=versions,
+        quic=quic,
+    )
+
+
+def _server_hello_body(b: bytes, pos: int) -> ServerHello:
+    end = _HS_HEADER_LEN + int.from_bytes(b[1:4], "big")
+    (version,) = _U16.unpack_from(b, pos)
+    pos += 2 + 32
+    pos += 1 + b[pos]
+    (cipher,) = _U16.unpack_from(b, pos)
+    pos += 2 + 1  # cipher_suite, legacy_compression_method
+    if pos > end:
+        raise DecodeError("tls.bad_length", "server hello shorter than its fixed fields", pos)
+    exts: list[int] = []
+    selected: int | None = None
+    alpn: tuple[str, ...] = ()
+    if pos < end:
+        (elen,) = _U16.unpack_from(b, pos)
+        pos += 2
+        eend = pos + elen
+        if eend != end:
+            raise DecodeError("tls.bad_length", f"extensions length {elen} vs {end - pos}", pos - 2)
+        while pos < eend:
+            etype, dlen = struct.unpack_from("!HH", b, pos)
+            d = pos + 4
+            pos = d + dlen
+            if pos > eend:
+                raise DecodeError("tls.bad_extension", f"extension {etype} length {dlen}", d - 2)
+            exts.append(etype)
+            if etype == EXT_SUPPORTED_VERSIONS:
+                if dlen != 2:
+                    raise DecodeError("tls.bad_extension", "supported_versions in server hello", d)
+                (selected,) = _U16.unpack_from(b, d)
+            elif etype == EXT_ALPN:
+                alpn = _alpn(b, d, pos)
+    return ServerHello(version, selected, cipher, tuple(exts), alpn)
+
+
+def _parse_sslv2(buf: bytes) -> ClientHello | None:
+    """SSLv2-compatible CLIENT-HELLO (RFC 5246 Appendix E.2): 3-byte cipher specs."""
+    if len(buf) < 2:
+        return None
+    length = _U16.unpack_from(buf, 0)[0] & 0x7FFF
+    if len(buf) < 2 + length:
+        return None
+    if length < 9:
+        raise DecodeError("tls.bad_length", f"SSLv2 record length {length}", 0)
+    _, mtype, version, cs_len, sid_len, ch_len = _SSL2_HEADER.unpack_from(buf, 0)
+    if mtype != HS_CLIENT_HELLO:
+        raise DecodeError("tls.not_client_hello", f"SSLv2 message type {mtype}", 2)
+    if cs_len % 3 or 11 + cs_len + sid_len + ch_len != 2 + length:
+        raise DecodeError("tls.bad_length", "SSLv2 cipher/session/challenge lengths", 5)
+    ciphers = tuple(int.from_bytes(buf[i : i + 3], "big") for i in range(11, 11 + cs_len, 3))
+    return ClientHello(version, ciphers, (), None, (), (), (), (), (), sslv2=True)
+
+
+def _sni(b: bytes, pos: int, end: int) -> str | None:
+    """First host_name of a server_name list (RFC 6066 §3); None for an empty extension."""
+    if pos == end:
+        return None
+    (llen,) = _U16.unpack_from(b, pos)
+    pos += 2
+    if pos + llen != end:
+        raise DecodeError("tls.bad_extension", "server_name list length", pos - 2)
+    while pos < end:
+        ntype = b[pos]
+        (nlen,) = _U16.unpack_from(b, pos + 1)
+        start = pos + 3
+        pos = start + nlen
+        if pos > end:
+            raise DecodeError("tls.bad_extension", "server_name entry length", start - 2)
+        if ntype == 0:
+            return b[start:pos].decode("utf-8", "replace")
+    return None
+
+
+def _alpn(b: bytes, pos: int, end: int) -> tuple[str, ...]:
+    """ALPN protocol names (RFC 7301 §3.1); latin-1 keeps every byte reversible for JA4."""
+    if pos == end:
+        return ()
+    (llen,) = _U16.unpack_from(b, pos)
+    pos += 2
+    if pos + llen != end:
+        raise DecodeError("tls.bad_extension", "ALPN list length", pos - 2)
+    out: list[str] = []
+    while pos < end:
+        n = b[pos]
+        start = pos + 1
+        pos = start + n
+        if pos > end:
+            raise DecodeError("tls.bad_extension", "ALPN name length", start - 1)
+        out.append(b[start:pos].decode("latin-1"))
+    return tuple(out)
+
+
+def _u16_list(b: bytes, pos: int, end: int, prefix: int, etype: int) -> tuple[int, ...]:
+    """A vector of uint16 with a 1- or 2-byte length prefix filling the extension."""
+    if pos + prefix > end:
+        raise DecodeError("tls.bad_extension", f"extension {etype} too short", pos)
+    n = b[pos] if prefix == 1 else _U16.unpack_from(b, pos)[0]
+    pos += prefix
+    if n % 2 or pos + n != end:
+        raise DecodeError("tls.bad_extension", f"extension {etype} list length {n}", pos - prefix)
+    return struct.unpack_from(f"!{n // 2}H", b, pos)
+
+
+def _u8_list(b: bytes, pos: int, end: int, etype: int) -> tuple[int, ...]:
+    if pos >= end:
+        raise DecodeError("tls.bad_extension", f"extension {etype} too short", pos)
+    n = b[pos]
+    if pos + 1 + n != end:
+        raise DecodeError("tls.bad_extension", f"extension {etype} list length {n}", pos)
+    return tuple(b[pos + 1 : end])
