@@ -1,0 +1,254 @@
+"""The one pipeline that live capture and replay share: frames in, events (dicts) out.
+
+decode -> flow table -> observers -> fingerprints -> (rules, IOCs, LAN detections) -> inventory.
+The clock is the packets' own timestamps, so the same capture always yields the same events.
+Events are plain dicts in the shape of docs/events.md; `Pipeline.take()` hands them over in
+batches so a caller can write or ship them while the run goes on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from capture.decode import decode
+from capture.errors import DecodeError
+from capture.flows import FlowConfig, FlowTable
+from capture.frame import Frame
+from capture.observe import Observation, Observer
+from capture.pcapfile import read_frames
+from signatures.hassh import hassh, hassh_server
+from signatures.ja3 import ja3, ja3s
+from signatures.ja4 import ja4
+
+# Debian's p0f package installs its database here.
+DEFAULT_P0F_PATH = "/etc/p0f/p0f.fp"
+
+
+@dataclass
+class PipelineConfig:
+    """What the pipeline does; every feature is on by default."""
+
+    flows: FlowConfig = field(default_factory=FlowConfig)
+    fingerprints: bool = True
+    p0f_path: str | None = DEFAULT_P0F_PATH
+    inventory: bool = True
+    rule_files: list[str] = field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)
+    ioc_files: list[str] = field(default_factory=list)
+    detections: dict[str, Any] | None = None
+    # How often (capture seconds) idle flows are looked for.
+    expire_interval: float = 1.0
+
+
+class Pipeline:
+    """Sans-IO apart from loading its databases at start-up; `feed()` one frame at a time."""
+
+    def __init__(self, config: PipelineConfig | None = None) -> None:
+        self.config = c = config or PipelineConfig()
+        self.flows = FlowTable(c.flows)
+        self.observer = Observer()
+        self.events: list[dict[str, Any]] = []
+        self.errors: Counter[str] = Counter()
+        self.obs_counts: Counter[str] = Counter()
+        self.packets = 0
+        self.decoded = 0
+        self.bytes = 0
+        self.fragments = 0
+        self.first_ts: float | None = None
+        self.last_ts = 0.0
+        self._next_expire = 0.0
+        self.files = 0
+        self._p0f: Any = None
+        if c.fingerprints and c.p0f_path and os.path.exists(c.p0f_path):
+            from signatures.p0f import P0fDatabase
+
+            self._p0f = P0fDatabase.load(c.p0f_path)
+        self._inventory: Any = None
+        if c.inventory:
+            try:
+                from agent.inventory import Inventory
+            except ImportError:  # pragma: no cover - during bring-up
+                Inventory = None  # type: ignore[assignment,misc]
+            if Inventory is not None:
+                self._inventory = Inventory()
+        self._engine: Any = None
+        self._ioc: Any = None
+        self._lan: Any = None
+        if c.rule_files:
+            from signatures.rules import EngineConfig, RuleEngine, load_rules
+
+            self.ruleset = load_rules(c.rule_files, c.variables)
+            self._engine = RuleEngine(self.ruleset, EngineConfig())
+        if c.ioc_files:
+            from signatures.ioc import IocSet
+
+            self._ioc = IocSet.load(c.ioc_files)
+        if c.detections is not None:
+            from agent.detections import LanDetector
+
+            self._lan = LanDetector(c.detections)
+
+    # -- the per-packet path ------------------------------------------------------------
+
+    def feed(self, frame: Frame) -> None:
+        """Run one frame through every stage."""
+        ts = frame.ts_ns / 1e9
+        self.packets += 1
+        self.observer.pkt_no = self.packets
+        data = frame.data
+        self.bytes += len(data)
+        if self.first_ts is None:
+            self.first_ts = ts
+        if ts > self.last_ts:
+            self.last_ts = ts
+        if ts >= self._next_expire:
+            self.flows.expire(ts)
+            self._next_expire = ts + self.config.expire_interval
+            if self.flows.ended:
+                self._flows_ended()
+        try:
+            pkt = decode(ts, frame.linktype, data)
+        except DecodeError as e:
+            self.errors[e.reason] += 1
+            return
+        self.decoded += 1
+        if pkt.frag:
+            self.fragments += 1
+        flow = None
+        d = 0
+        if pkt.ip_version and pkt.l4_off >= 0:
+            flow, d = self.flows.update(pkt)
+            if self.flows.ended:
+                self._flows_ended()
+        obs = self.observer.packet(pkt, flow, d)
+        if self._engine is not None and flow is not None:
+            for a in self._engine.on_packet(pkt, flow, d):
+                self.events.append(a.to_event())
+        if self._ioc is not None and flow is not None and flow.pkts_fwd + flow.pkts_rev == 1:
+            for a in self._ioc.match_packet(pkt):
+                self.events.append(a.to_event())
+        if obs:
+            for o in obs:
+                self._observation(o)
+
+    def _observation(self, o: Observation) -> None:
+        f = o.fields
+        kind = o.type
+        if self.config.fingerprints:
+            self._enrich(o)
+        self.obs_counts[kind] += 1
+        self.events.append(f)
+        if self._engine is not None:
+            for a in self._engine.on_observation(o):
+                self.events.append(a.to_event())
+        if self._ioc is not None:
+            for a in self._ioc.match_observation(o):
+                self.events.append(a.to_event())
+        if self._lan is not None:
+            for a in self._lan.observe(f):
+                self.events.append(a.to_event())
+        if self._inventory is not None:
+            self._inventory.observe(f, f["ts"])
+
+    def _enrich(self, o: Observation) -> None:
+        kind = o.type
+        f = o.fields
+        if kind == "tls_client":
+            f["ja3_string"], f["ja3"] = ja3(o.msg)
+            f["ja4"], f["ja4_r"] = ja4(o.msg)
+        elif kind == "tls_server":
+            f["ja3s_string"], f["ja3s"] = ja3s(o.msg)
+        elif kind == "ssh" and "kex" in f:
+            if o.direction == 0:
+                f["hassh_string"], f["hassh"] = hassh(o.msg)
+            else:
+                f["hassh_server_string"], f["hassh_server"] = hassh_server(o.msg)
+        elif kind == "tcp_syn":
+            label = None
+            if self._p0f is not None:
+                from signatures.p0f import tcp_signature
+
+                try:
+                    m = self._p0f.match(tcp_signature(o.pkt), synack=f["synack"])
+                except DecodeError as e:
+                    self.errors[e.reason] += 1
+                    m = None
+                if m is not None:
+                    label = m.text
+            f["p0f"] = label
+
+    def _flows_ended(self) -> None:
+        for fl in self.flows.drain():
+            ev = fl.to_event()
+            self.events.append(ev)
+            if self._lan is not None:
+                for a in self._lan.observe(ev):
+                    self.events.append(a.to_event())
+
+    # -- end of a run -------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """End every flow, emit device events and the closing `stats` event."""
+        self.flows.flush("eof")
+        self._flows_ended()
+        if self._inventory is not None:
+            for dev in self._inventory.devices():
+                self.events.append(dev)
+        self.events.append(self.stats())
+
+    def stats(self) -> dict[str, Any]:
+        errors = Counter(self.errors)
+        errors.update(self.observer.errors)
+        return {
+            "type": "stats",
+            "packets": self.packets,
+            "decoded": self.decoded,
+            "bytes": self.bytes,
+            "errors": dict(sorted(errors.items())),
+            "fragments": self.fragments,
+            "flows": self.flows.created,
+            "flows_evicted": self.flows.evicted,
+            "observations": dict(sorted(self.obs_counts.items())),
+            "duration": round(self.last_ts - self.first_ts, 6) if self.first_ts is not None else 0.0,
+            "files": self.files,
+        }
+
+    def take(self) -> list[dict[str, Any]]:
+        """Hand over the events produced so far."""
+        out = self.events
+        self.events = []
+        return out
+
+
+def replay_frames(pipeline: Pipeline, frames: Iterable[Frame], batch: int = 4096) -> Iterator[list[dict[str, Any]]]:
+    """Feed frames, yielding event batches as they accumulate."""
+    feed = pipeline.feed
+    n = 0
+    for fr in frames:
+        feed(fr)
+        n += 1
+        if n >= batch:
+            n = 0
+            if pipeline.events:
+                yield pipeline.take()
+    if pipeline.events:
+        yield pipeline.take()
+
+
+def replay_events(paths: Sequence[str], config: PipelineConfig | None = None) -> Iterator[dict[str, Any]]:
+    """Replay capture files through a fresh pipeline; yields every event, `stats` last.
+
+    A `CaptureFileError` propagates after the events of every frame before it were yielded;
+    callers that want the closing events anyway use `Pipeline` directly (as the CLI does).
+    """
+    p = Pipeline(config)
+    for path in paths:
+        p.files += 1
+        for evs in replay_frames(p, read_frames(path)):
+            yield from evs
+    p.finish()
+    yield from p.take()

@@ -1,0 +1,54 @@
+"""Community ID flow hashing, version 1 (https://github.com/corelight/community-id-spec).
+
+sha1(seed || saddr || daddr || proto || 0 || sport || dport), endpoints ordered so that the
+smaller (address, port) comes first; ICMP types map to their reply types so both directions
+of an exchange hash alike.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import struct
+
+from capture.packet import PROTO_ICMP, PROTO_ICMP6, PROTO_TCP, PROTO_UDP
+
+# The spec's ICMP type -> counterpart tables (echo, timestamp, info, address mask, router/neighbor
+# solicitation, ...). A type in the table is treated as one end of a bidirectional exchange.
+_ICMP4_PAIRS = {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 17: 18, 18: 17, 10: 9, 9: 10}
+_ICMP6_PAIRS = {
+    128: 129,
+    129: 128,
+    133: 134,
+    134: 133,
+    135: 136,
+    136: 135,
+    130: 131,
+    131: 130,
+    144: 145,
+    145: 144,
+}
+
+
+def community_id(src: bytes, dst: bytes, proto: int, sport: int, dport: int, seed: int = 0) -> str:
+    """Community ID v1 string ("1:<base64 sha1>"). For ICMP, sport/dport are type and code."""
+    one_way = False
+    if proto in (PROTO_ICMP, PROTO_ICMP6):
+        pairs = _ICMP4_PAIRS if proto == PROTO_ICMP else _ICMP6_PAIRS
+        itype, icode = sport, dport
+        if itype in pairs:
+            sport, dport = itype, pairs[itype]
+        else:
+            sport, dport = itype, icode
+            one_way = True
+    has_ports = proto in (PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMP6, 132)
+    # One-way ICMP messages keep the order they were seen in (reference implementation).
+    if not one_way and (src, sport) > (dst, dport):
+        src, dst, sport, dport = dst, src, dport, sport
+    h = hashlib.sha1(struct.pack("!H", seed))
+    h.update(src)
+    h.update(dst)
+    h.update(struct.pack("!BB", proto, 0))
+    if has_ports:
+        h.update(struct.pack("!HH", sport, dport))
+    return "1:" + base64.b64encode(h.digest()).decode("ascii")

@@ -1,0 +1,87 @@
+"""`veille replay`: capture files through the live pipeline, events to stdout, a file or a collector."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from dataclasses import replace
+from typing import Any, TextIO
+
+from agent.output import JsonlWriter, TableWriter
+from agent.pipeline import Pipeline, PipelineConfig, replay_frames
+from capture.errors import CaptureFileError
+from capture.pcapfile import read_frames
+
+
+def build_config(args: argparse.Namespace) -> PipelineConfig:
+    cfg = PipelineConfig()
+    if args.stream_depth:
+        cfg.flows = replace(cfg.flows, stream_depth=args.stream_depth)
+    cfg.fingerprints = not args.no_fingerprints
+    if args.p0f:
+        cfg.p0f_path = args.p0f
+    cfg.inventory = not args.no_inventory
+    cfg.rule_files = list(args.rules)
+    variables: dict[str, str] = {}
+    if args.home_net:
+        variables["HOME_NET"] = args.home_net
+    for v in args.var:
+        name, _, value = v.partition("=")
+        variables[name.lstrip("$")] = value
+    cfg.variables = variables
+    cfg.ioc_files = list(args.ioc)
+    if args.detections:
+        with open(args.detections, "rb") as f:
+            doc = tomllib.load(f)
+        cfg.detections = doc.get("detections", doc)
+    return cfg
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    cfg = build_config(args)
+    if args.ship:
+        from veille.ship import run_ship
+
+        return run_ship(args, cfg)
+    fmt = args.format or ("table" if sys.stdout.isatty() and not args.output else "jsonl")
+    out: TextIO = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+    writer: Any = JsonlWriter(out) if fmt == "jsonl" else TableWriter(out)
+    pipeline = Pipeline(cfg)
+    _report_skipped(pipeline)
+    status = 0
+    try:
+        status = feed_files(pipeline, args.files, writer.write)
+        pipeline.finish()
+        writer.write(pipeline.take())
+        writer.close()
+    except BrokenPipeError:
+        return 0
+    finally:
+        if args.output:
+            out.close()
+    return status
+
+
+def feed_files(pipeline: Pipeline, files: list[str], sink: Any) -> int:
+    """Feed every file; a bad file is reported on stderr and the run goes on with the next."""
+    status = 0
+    for path in files:
+        pipeline.files += 1
+        try:
+            for evs in replay_frames(pipeline, read_frames(path)):
+                sink(evs)
+        except CaptureFileError as e:
+            sink(pipeline.take())
+            print(f"veille: error: {e}", file=sys.stderr)
+            status = 1
+    return status
+
+
+def _report_skipped(pipeline: Pipeline) -> None:
+    rs = getattr(pipeline, "ruleset", None)
+    if rs is None:
+        return
+    for s in rs.skipped:
+        print(f"veille: warning: {s}", file=sys.stderr)
+    print(f"veille: rules: {rs.loaded} loaded, {len(rs.skipped)} skipped", file=sys.stderr)
