@@ -76,7 +76,7 @@ def _schema_error(message: str) -> SchemaError:
 def compress(body: bytes, encoding: str = ZSTD) -> bytes:
     """Compress a body for the given `Content-Encoding` (`zstd`, `gzip`, `identity`)."""
     if encoding == ZSTD:
-        return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(body)
+        return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).compress(body)
     if encoding == GZIP:
         return gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
     if encoding == IDENTITY:

@@ -28,23 +28,58 @@ from telemetry.schema import (
 def sample_events() -> list:
     return [
         FlowEvent(
-            ts_start=1732270000.125, ts_end=1732270003.5, proto="tcp", src="192.0.2.10", sport=51000,
-            dst="203.0.113.5", dport=443, pkts_fwd=12, pkts_rev=10, bytes_fwd=1800, bytes_rev=9000,
-            tcp_flags="SAFP", end_reason="fin", app="tls", src_mac="02:00:00:00:00:0a", dst_mac="02:00:00:00:ff:01",
+            ts_start=1732270000.125,
+            ts_end=1732270003.5,
+            proto="tcp",
+            src="192.0.2.10",
+            sport=51000,
+            dst="203.0.113.5",
+            dport=443,
+            pkts_fwd=12,
+            pkts_rev=10,
+            bytes_fwd=1800,
+            bytes_rev=9000,
+            tcp_flags="SAFP",
+            end_reason="fin",
+            app="tls",
+            src_mac="02:00:00:00:00:0a",
+            dst_mac="02:00:00:00:ff:01",
         ),
         DeviceEvent(
-            mac="02:00:00:00:00:0a", first_seen=1732269000.0, last_seen=1732270003.5, vendor="Example Corp",
-            ips=["192.0.2.10"], names=[DeviceName("printer-1", "dhcp")], os=OsGuess("Linux", "5"),
-            device_type="printer", confidence=0.8,
+            mac="02:00:00:00:00:0a",
+            first_seen=1732269000.0,
+            last_seen=1732270003.5,
+            vendor="Example Corp",
+            ips=["192.0.2.10"],
+            names=[DeviceName("printer-1", "dhcp")],
+            os=OsGuess("Linux", "5"),
+            device_type="printer",
+            confidence=0.8,
             evidence=[Evidence("dhcp", "1,3,6,15", {"os": "Linux"}, 0.5, 1732269000.0, 1732270000.0)],
             fingerprints={"ja4": ["t13d1516h2_8daaf6152771_e5627efa2ab1"]},
         ),
-        AlertEvent(ts=1732270001.0, sid=2100498, msg="GPL ATTACK_RESPONSE id check returned root", rev=7,
-                   classtype="bad-unknown", severity=2, src="203.0.113.5", sport=80, dst="192.0.2.10",
-                   dport=51001, proto="tcp", app_proto="http", app_fields={"hostname": "example.net"}),
+        AlertEvent(
+            ts=1732270001.0,
+            sid=2100498,
+            msg="GPL ATTACK_RESPONSE id check returned root",
+            rev=7,
+            classtype="bad-unknown",
+            severity=2,
+            src="203.0.113.5",
+            sport=80,
+            dst="192.0.2.10",
+            dport=51001,
+            proto="tcp",
+            app_proto="http",
+            app_fields={"hostname": "example.net"},
+        ),
         HealthEvent(ts=1732270005.0, packets=1000, drops_kernel=1, shed={"flow": 3}, events_by_type={"flow": 9}),
-        ObservationEvent(ts=1732270000.2, kind="dhcp", src_mac="02:00:00:00:00:0a",
-                         fields={"params": [1, 3, 6], "hostname": "printer-1", "nested": {"a": None}}),
+        ObservationEvent(
+            ts=1732270000.2,
+            kind="dhcp",
+            src_mac="02:00:00:00:00:0a",
+            fields={"params": [1, 3, 6], "hostname": "printer-1", "nested": {"a": None}},
+        ),
     ]
 
 
@@ -63,10 +98,27 @@ def test_v1_batch_decodes_with_v2_defaults() -> None:
     # A version-1 batch, written by hand with plain msgpack: no `app`/`vlan` on flows, no fingerprints,
     # no v2 health counters, and no observation events.
     v1 = {
-        "schema": 1, "agent_id": "agent-old", "site": "library", "seq": 1, "created": 1700000000.0,
+        "schema": 1,
+        "agent_id": "agent-old",
+        "site": "library",
+        "seq": 1,
+        "created": 1700000000.0,
         "events": [
-            {"type": "flow", "t0": 1.0, "t1": 2.0, "p": "udp", "s": "192.0.2.1", "sp": 5353, "d": "192.0.2.2",
-             "dp": 53, "pf": 1, "pr": 1, "bf": 60, "br": 120, "er": "idle"},
+            {
+                "type": "flow",
+                "t0": 1.0,
+                "t1": 2.0,
+                "p": "udp",
+                "s": "192.0.2.1",
+                "sp": 5353,
+                "d": "192.0.2.2",
+                "dp": 53,
+                "pf": 1,
+                "pr": 1,
+                "bf": 60,
+                "br": 120,
+                "er": "idle",
+            },
             {"type": "device", "mac": "02:00:00:00:00:01", "first_seen": 1.0, "last_seen": 2.0, "vendor": "X"},
             {"type": "health", "ts": 3.0, "packets": 10, "batches_sent": 1},
         ],
@@ -138,13 +190,47 @@ def test_bad_encodings() -> None:
 
 
 def test_to_event_from_replay_lines() -> None:
-    flow = to_event({"type": "flow", "ts_start": 1.0, "ts_end": 2.0, "proto": "tcp", "src": "192.0.2.1",
-                     "sport": 1, "dst": "192.0.2.2", "dport": 2, "vlan": None, "community_id": "1:x"})
+    flow = to_event(
+        {
+            "type": "flow",
+            "ts_start": 1.0,
+            "ts_end": 2.0,
+            "proto": "tcp",
+            "src": "192.0.2.1",
+            "sport": 1,
+            "dst": "192.0.2.2",
+            "dport": 2,
+            "vlan": None,
+            "community_id": "1:x",
+        }
+    )
     assert isinstance(flow, FlowEvent) and flow.dport == 2
-    obs = to_event({"type": "dhcp", "ts": 5.0, "src_mac": "02:00:00:00:00:01", "src": "0.0.0.0", "sport": 68,
-                    "dst": "255.255.255.255", "dport": 67, "proto": "udp", "pkt": 3, "params": [1, 3]})
+    obs = to_event(
+        {
+            "type": "dhcp",
+            "ts": 5.0,
+            "src_mac": "02:00:00:00:00:01",
+            "src": "0.0.0.0",
+            "sport": 68,
+            "dst": "255.255.255.255",
+            "dport": 67,
+            "proto": "udp",
+            "pkt": 3,
+            "params": [1, 3],
+        }
+    )
     assert isinstance(obs, ObservationEvent) and obs.kind == "dhcp" and obs.fields["params"] == [1, 3]
     assert obs.fields["pkt"] == 3
     with pytest.raises(msgspec.ValidationError, match=r"\$.dp"):
-        to_event({"type": "flow", "ts_start": 1.0, "ts_end": 2.0, "proto": "tcp", "src": "a", "sport": 1,
-                  "dst": "b", "dport": -2})
+        to_event(
+            {
+                "type": "flow",
+                "ts_start": 1.0,
+                "ts_end": 2.0,
+                "proto": "tcp",
+                "src": "a",
+                "sport": 1,
+                "dst": "b",
+                "dport": -2,
+            }
+        )

@@ -18,7 +18,9 @@ def write(tmp_path: Path, body: str) -> Path:
 
 def test_full_table(tmp_path: Path) -> None:
     (tmp_path / "secret").write_text("s3cret\n")
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 [collector]
 url = "https://collector.example.net:8443"
 agent_id = "agent-7"
@@ -33,7 +35,8 @@ spool_max_bytes = 1048576
 batch_max_events = 100
 batch_max_bytes = 65536
 batch_max_age = 2
-""")
+""",
+    )
     cfg = ShipperConfig.from_toml(path)
     assert cfg.secret == "s3cret" and cfg.agent_id == "agent-7" and cfg.site == "school-a"
     assert cfg.ca_file == tmp_path / "ca.pem" and cfg.spool_dir == tmp_path / "spool"
@@ -55,8 +58,14 @@ def test_minimal_table_defaults(tmp_path: Path) -> None:
         ('agent_id = "a"\nsecret = "x"\nsite = "s"', "collector.url: missing"),
         ('url = "https://x"\nagent_id = "a b"\nsecret = "x"\nsite = "s"', "collector.agent_id"),
         ('url = "https://x"\nagent_id = "a"\nsite = "s"', "collector.secret: missing"),
-        ('url = "https://x"\nagent_id = "a"\nsecret = "x"\nsite = "s"\nbatch_max_events = "9"', "collector.batch_max_events: expected int"),
-        ('url = "https://x"\nagent_id = "a"\nsecret = "x"\nsite = "s"\nspool_max_bytes = 0', "collector.spool_max_bytes"),
+        (
+            'url = "https://x"\nagent_id = "a"\nsecret = "x"\nsite = "s"\nbatch_max_events = "9"',
+            "collector.batch_max_events: expected int",
+        ),
+        (
+            'url = "https://x"\nagent_id = "a"\nsecret = "x"\nsite = "s"\nspool_max_bytes = 0',
+            "collector.spool_max_bytes",
+        ),
         ('url = "https://x"\nagent_id = "a"\nsecret = "x"\nsite = "s"\nbogus = 1', "collector.bogus: unknown key"),
         ('url = "https://x"\nagent_id = "a"\nsecret_file = "nope"\nsite = "s"', "collector.secret_file: cannot read"),
     ],
@@ -69,8 +78,10 @@ def test_errors_name_the_key(tmp_path: Path, body: str, message: str) -> None:
 
 
 def test_insecure_allowed_explicitly(tmp_path: Path) -> None:
-    path = write(tmp_path, '[collector]\nurl = "http://192.0.2.1"\nagent_id = "a"\nsecret = "x"\nsite = "s"\n'
-                 "allow_insecure = true\n")
+    path = write(
+        tmp_path,
+        '[collector]\nurl = "http://192.0.2.1"\nagent_id = "a"\nsecret = "x"\nsite = "s"\nallow_insecure = true\n',
+    )
     assert ShipperConfig.from_toml(path).allow_insecure
 
 

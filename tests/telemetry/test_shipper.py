@@ -1,0 +1,181 @@
+"""The shipper against a real aiohttp server on loopback: outages, Retry-After, rejects, refusals, TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from telemetry.config import ShipperConfig
+from telemetry.errors import ConfigError
+from telemetry.schema import ObservationEvent
+from telemetry.shipper import Shipper, ship_events
+from telemetry.signing import AgentCredential, generate_secret
+from telemetry.spool import Spool
+
+from .receiver import Receiver, free_port
+
+SECRET = generate_secret()
+
+
+def config(tmp_path: Path, url: str, **kw) -> ShipperConfig:
+    args = dict(
+        url=url,
+        agent_id="agent-1",
+        secret=SECRET,
+        site="school-a",
+        spool_dir=tmp_path / "spool",
+        batch_max_events=10,
+        batch_max_age=0.05,
+        backoff_initial=0.05,
+        backoff_max=0.3,
+        request_timeout=5.0,
+    )
+    args.update(kw)
+    return ShipperConfig(**args)
+
+
+def ev(i: int) -> ObservationEvent:
+    return ObservationEvent(ts=1732270000.0 + i, kind="test", src="192.0.2.1", fields={"i": i})
+
+
+def ids(events) -> list[int]:
+    return [e.fields["i"] for e in events]
+
+
+@pytest.fixture
+async def receiver():
+    r = Receiver(secrets={"agent-1": AgentCredential(SECRET.encode())})
+    await r.start()
+    yield r
+    await r.stop()
+
+
+async def test_outage_then_back_every_event_once_in_order(tmp_path: Path, receiver: Receiver) -> None:
+    async with Shipper(config(tmp_path, receiver.url)) as shipper:
+        for i in range(100):
+            shipper.submit(ev(i))
+        await shipper.drain(give_up_after=5)
+        await receiver.stop()  # collector down: connection refused
+        for i in range(100, 250):
+            shipper.submit(ev(i))
+            if i % 20 == 0:
+                await asyncio.sleep(0.02)
+        await shipper.flush()
+        stats = shipper.stats()
+        assert stats.spool_batches > 0 and stats.send_errors > 0
+        receiver.unavailable = True  # back, but answering 503 for a while
+        receiver.retry_after = None
+        await receiver.start()
+        await asyncio.sleep(0.3)
+        receiver.unavailable = False
+        for i in range(250, 300):
+            shipper.submit(ev(i))
+        await shipper.drain(give_up_after=10)
+        stats = shipper.stats()
+    got = ids(receiver.events())
+    print(
+        f"outage: {len(got)} events stored, {stats.batches_spooled} batches spooled, "
+        f"{stats.send_errors} send errors, {receiver.duplicates} duplicates"
+    )
+    assert got == list(range(300))
+    seqs = [seq for _, seq in receiver.order]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert stats.events_acked == 300 and stats.spool_batches == 0 and stats.spool_bytes == 0
+
+
+async def test_retry_after_is_honoured(tmp_path: Path, receiver: Receiver) -> None:
+    receiver.unavailable = True
+    receiver.retry_after = "1"
+    async with Shipper(config(tmp_path, receiver.url)) as shipper:
+        shipper.submit(ev(0))
+        await shipper.flush()
+        while len(receiver.requests) < 1:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)
+        receiver.unavailable = False
+        await shipper.drain(give_up_after=5)
+    gaps = [b - a for a, b in zip(receiver.requests, receiver.requests[1:])]
+    print(f"retry-after 1 s: attempts {len(receiver.requests)}, gaps {[round(g, 2) for g in gaps]}")
+    assert ids(receiver.events()) == [0]
+    assert gaps and min(gaps) >= 0.95  # backoff alone would retry after ≤ 0.3 s
+
+
+async def test_invalid_batch_goes_to_rejected_with_reason(tmp_path: Path, receiver: Receiver) -> None:
+    cfg = config(tmp_path, receiver.url)
+    async with Shipper(cfg) as shipper:
+        first_seq = shipper.spool.seq._next
+        receiver.reject_seqs = {first_seq + 1}
+        for i in range(30):
+            shipper.submit(ev(i))
+        await shipper.drain(give_up_after=5)
+        stats = shipper.stats()
+    assert ids(receiver.events()) == list(range(10)) + list(range(20, 30))
+    assert stats.batches_rejected == 1 and stats.alarms and "test rejects" in stats.alarms[0]
+    rejected = sorted((cfg.spool_dir / "rejected").iterdir())
+    assert len(rejected) == 2
+    reason = json.loads(rejected[1].read_text())
+    assert reason["status"] == 422 and reason["reason"] == "schema" and "$.events[0].sid" in reason["detail"]
+    assert reason["seq"] == first_seq + 1
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("wrong_key", "bad_signature"),
+        ("revoked", "revoked_agent"),
+        ("unknown", "unknown_agent"),
+        ("stale", "clock_skew"),
+        ("tampered", "bad_signature"),
+    ],
+)
+async def test_refusals_are_counted_and_batches_kept(tmp_path: Path, receiver: Receiver, case, reason) -> None:
+    kw: dict = {}
+    clock = time.time
+    if case == "wrong_key":
+        kw["secret"] = generate_secret()
+    elif case == "revoked":
+        receiver.secrets["agent-1"] = AgentCredential(SECRET.encode(), revoked=True)
+    elif case == "unknown":
+        kw["agent_id"] = "agent-9"
+    elif case == "stale":
+        clock = lambda: time.time() - 3600  # noqa: E731
+    else:
+        receiver.tamper = True
+    cfg = config(tmp_path, receiver.url, **kw)
+    async with Shipper(cfg, clock=clock) as shipper:
+        for i in range(15):
+            shipper.submit(ev(i))
+        await shipper.drain()
+        stats = shipper.stats()
+    print(f"{case}: collector refused {receiver.refused}, agent counted {stats.auth_refused}")
+    assert receiver.events() == []
+    assert receiver.refused.get(reason, 0) >= 1 and stats.auth_refused.get(reason, 0) >= 1
+    assert stats.alarms and reason in stats.alarms[-1]
+    assert stats.batches_rejected == 0
+    assert len(Spool(cfg.spool_dir, cfg.spool_max_bytes)) == 2  # kept for when credentials are fixed
+
+
+async def test_ship_events_reports_acked_or_spooled(tmp_path: Path, receiver: Receiver) -> None:
+    lines = [
+        {"type": "dhcp", "ts": 1.0 + i, "src_mac": "02:00:00:00:00:01", "src": "192.0.2.9", "params": [1, 3]}
+        for i in range(25)
+    ]
+    lines.append({"type": "stats", "packets": 3})
+    result = await ship_events(lines, config(tmp_path, receiver.url))
+    assert (result.events, result.acked_events, result.spooled_events, result.complete) == (25, 25, 0, True)
+    down = config(tmp_path / "b", f"http://127.0.0.1:{free_port()}")
+    result = await ship_events(lines, down)
+    print(f"ship_events with the collector down: {result}")
+    assert (result.acked_events, result.spooled_events, result.spooled_batches) == (0, 25, 3)
+    assert not result.complete
+
+
+async def test_plain_http_refused_off_loopback(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="plain http"):
+        config(tmp_path, "http://192.0.2.1:8080")
+    cfg = config(tmp_path, "http://192.0.2.1:8080", allow_insecure=True)
+    assert Shipper(cfg).config.allow_insecure
