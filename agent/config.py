@@ -1,0 +1,420 @@
+"""The agent's TOML configuration: typed sections, every problem reported with its key path.
+
+Each TOML table maps onto a frozen dataclass; one generic walker reads a table against
+the dataclass's type hints (str, int, float, bool, list[str], Literal choices, nested
+tables), records a `ConfigProblem` for every wrong type or unknown key and keeps the
+default in its place, so a single pass finds all problems. Section checks (ring geometry
+from capture.live, CIDRs, files that must exist) then add theirs. `[pipeline]` is
+capture.flows.FlowConfig and `[collector]` is telemetry.config.ShipperConfig, read by
+their own code. `etc/agent.example.toml` documents every key with its default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+from capture.flows import FlowConfig
+from capture.live import LiveConfig, check_ring
+from telemetry.config import ShipperConfig
+from telemetry.errors import ConfigError
+
+DEFAULT_PATH = "/etc/veille/agent.toml"
+# Linux IFNAMSIZ is 16 including the terminating NUL.
+IFNAMSIZ = 16
+# systemd sets this for units with LoadCredential=; `${CREDENTIALS_DIRECTORY}` in a path expands to it.
+CREDENTIALS_VAR = "CREDENTIALS_DIRECTORY"
+# A config file is a few KiB; refuse anything absurd before parsing it.
+MAX_CONFIG_BYTES = 1024 * 1024
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+PrivacyProfile = Literal["standard", "pseudonymise"]
+_LIVE = LiveConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One thing wrong with a config file, at `key` (dotted path; "" for the file as a whole)."""
+
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}" if self.key else self.message
+
+
+class ConfigInvalid(ValueError):
+    """A config file with problems; `problems` lists every one of them."""
+
+    def __init__(self, path: str, problems: list[ConfigProblem]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{path}: " + "; ".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSection:
+    id: str = ""
+    site: str = ""
+    log_level: LogLevel = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class RingSection:
+    enabled: bool = _LIVE.ring
+    block_size: int = _LIVE.block_size
+    block_count: int = _LIVE.block_count
+    frame_size: int = _LIVE.frame_size
+    timeout_ms: int = _LIVE.timeout_ms
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureSection:
+    interfaces: list[str] = field(default_factory=list)
+    bpf: str = _LIVE.bpf
+    promisc: bool = _LIVE.promisc
+    snaplen: int = _LIVE.snaplen
+    queue_blocks: int = _LIVE.queue_blocks
+    ring: RingSection = field(default_factory=RingSection)
+
+    def live_config(self) -> LiveConfig:
+        """The capture room's settings for `LiveSource`."""
+        r = self.ring
+        return LiveConfig(
+            bpf=self.bpf,
+            snaplen=self.snaplen,
+            promisc=self.promisc,
+            ring=r.enabled,
+            block_size=r.block_size,
+            block_count=r.block_count,
+            frame_size=r.frame_size,
+            timeout_ms=r.timeout_ms,
+            queue_blocks=self.queue_blocks,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RulesSection:
+    files: list[str] = field(default_factory=list)
+    home_net: list[str] = field(default_factory=list)
+    ioc_files: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class FingerprintsSection:
+    # Debian's p0f package installs its database here.
+    p0f: str = "/etc/p0f/p0f.fp"
+    # "" means the DHCP fingerprint database shipped with Veille.
+    dhcp_db: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionsSection:
+    dhcp_servers: list[str] = field(default_factory=list)
+    gateways: list[str] = field(default_factory=list)
+    resolvers: list[str] = field(default_factory=list)
+    closed_segments: list[str] = field(default_factory=list)
+    # Zeek's scan.zeek defaults: 15 ports on one host or 25 hosts on one port within 5 minutes.
+    scan_port_threshold: int = 15
+    scan_host_threshold: int = 25
+    scan_window: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacySection:
+    profile: PrivacyProfile = "standard"
+    # HMAC key for pseudonyms; required with profile = "pseudonymise".
+    key_file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSection:
+    # Seconds between health events.
+    interval: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """The whole agent configuration."""
+
+    agent: AgentSection = field(default_factory=AgentSection)
+    capture: CaptureSection = field(default_factory=CaptureSection)
+    pipeline: FlowConfig = field(default_factory=FlowConfig)
+    rules: RulesSection = field(default_factory=RulesSection)
+    fingerprints: FingerprintsSection = field(default_factory=FingerprintsSection)
+    detections: DetectionsSection = field(default_factory=DetectionsSection)
+    privacy: PrivacySection = field(default_factory=PrivacySection)
+    health: HealthSection = field(default_factory=HealthSection)
+    collector: ShipperConfig | None = None
+    path: str = ""
+
+
+def load_config(path: str | Path) -> AgentConfig:
+    """Read and check `path`; raises `ConfigInvalid` listing every problem."""
+    config, problems = _read(Path(path))
+    if problems or config is None:
+        raise ConfigInvalid(str(path), problems)
+    return config
+
+
+def check_config(path: str | Path) -> list[ConfigProblem]:
+    """Every problem in `path` with its key path; [] for a good file."""
+    return _read(Path(path))[1]
+
+
+def _read(path: Path) -> tuple[AgentConfig | None, list[ConfigProblem]]:
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        return None, [ConfigProblem("", f"{path}: cannot read: {exc.strerror}")]
+    if len(raw) > MAX_CONFIG_BYTES:
+        return None, [ConfigProblem("", f"{path}: larger than {MAX_CONFIG_BYTES} bytes")]
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        return None, [ConfigProblem("", f"{path}: not valid TOML: {exc}")]
+    return parse_config(data, base=path.parent, source=str(path))
+
+
+def parse_config(
+    data: dict[str, Any], base: Path | None = None, source: str = ""
+) -> tuple[AgentConfig, list[ConfigProblem]]:
+    """Build an AgentConfig from parsed TOML; relative paths resolve against `base`."""
+    problems: list[ConfigProblem] = []
+    data = dict(data)
+    collector_table = data.pop("collector", None)
+    sections = _read_table(AgentConfig, data, "", problems, skip=frozenset({"collector", "path"}))
+    collector = _collector(collector_table, base, problems)
+    config = dataclasses.replace(sections, collector=collector, path=source)
+    config = _resolve_paths(config, base)
+    problems.extend(_check(config, data))
+    return config, problems
+
+
+def _read_table(
+    cls: type[Any], table: Any, prefix: str, problems: list[ConfigProblem], skip: frozenset[str] = frozenset()
+) -> Any:
+    if not isinstance(table, dict):
+        problems.append(ConfigProblem(prefix, f"expected a table, got {_kind(table)}"))
+        table = {}
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in skip]
+    for key in table:
+        if key not in names:
+            known = ", ".join(names)
+            problems.append(ConfigProblem(_join(prefix, key), f"unknown key (known here: {known})"))
+    args: dict[str, Any] = {}
+    for name in names:
+        if name not in table:
+            continue
+        key = _join(prefix, name)
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            args[name] = _read_table(hint, table[name], key, problems)  # type: ignore[arg-type]
+            continue
+        value = _typed(hint, table[name], key, problems)
+        if value is not _BAD:
+            args[name] = value
+    return cls(**args)
+
+
+_BAD = object()
+
+
+def _typed(hint: Any, value: Any, key: str, problems: list[ConfigProblem]) -> Any:
+    origin = get_origin(hint)
+    if origin is Literal:
+        choices = get_args(hint)
+        if value in choices and type(value) is type(choices[0]):
+            return value
+        problems.append(ConfigProblem(key, f"{value!r} is not one of {', '.join(map(repr, choices))}"))
+        return _BAD
+    if origin is list:
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return list(value)
+        problems.append(ConfigProblem(key, f"expected a list of strings, got {_kind(value)}"))
+        return _BAD
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint in (str, int, bool) and type(value) is hint:
+        return value
+    name = hint.__name__ if isinstance(hint, type) else str(hint)
+    problems.append(ConfigProblem(key, f"expected {name}, got {_kind(value)}"))
+    return _BAD
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _expand(value: str, base: Path | None) -> str:
+    creds = os.environ.get(CREDENTIALS_VAR)
+    if creds is not None:
+        value = value.replace("${" + CREDENTIALS_VAR + "}", creds)
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() or base is None else base / path)
+
+
+def _collector(table: Any, base: Path | None, problems: list[ConfigProblem]) -> ShipperConfig | None:
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        problems.append(ConfigProblem("collector", f"expected a table, got {_kind(table)}"))
+        return None
+    table = dict(table)
+    if isinstance(table.get("secret_file"), str):
+        table["secret_file"] = _expand(table["secret_file"], base)
+    try:
+        return ShipperConfig.from_mapping(table, base=base)
+    except ConfigError as exc:
+        key, _, message = exc.detail.partition(": ")
+        problems.append(ConfigProblem(key, message) if message else ConfigProblem("collector", exc.detail))
+        return None
+
+
+def _resolve_paths(config: AgentConfig, base: Path | None) -> AgentConfig:
+    r, fp, pv = config.rules, config.fingerprints, config.privacy
+    return dataclasses.replace(
+        config,
+        rules=dataclasses.replace(
+            r, files=[_expand(p, base) for p in r.files], ioc_files=[_expand(p, base) for p in r.ioc_files]
+        ),
+        fingerprints=dataclasses.replace(
+            fp,
+            p0f=_expand(fp.p0f, base) if fp.p0f else "",
+            dhcp_db=_expand(fp.dhcp_db, base) if fp.dhcp_db else "",
+        ),
+        privacy=dataclasses.replace(pv, key_file=_expand(pv.key_file, base) if pv.key_file else ""),
+    )
+
+
+def _given(data: dict[str, Any], dotted: str) -> bool:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _check(c: AgentConfig, data: dict[str, Any]) -> list[ConfigProblem]:
+    out: list[ConfigProblem] = []
+    add = out.append
+    if not c.agent.id:
+        add(ConfigProblem("agent.id", "missing"))
+    if not c.agent.site:
+        add(ConfigProblem("agent.site", "missing"))
+    if c.collector is not None:
+        if c.agent.id and c.collector.agent_id != c.agent.id:
+            add(ConfigProblem("collector.agent_id", f"differs from agent.id {c.agent.id!r}"))
+        if c.agent.site and c.collector.site != c.agent.site:
+            add(ConfigProblem("collector.site", f"differs from agent.site {c.agent.site!r}"))
+    cap = c.capture
+    if not cap.interfaces and _given(data, "capture.interfaces"):
+        add(ConfigProblem("capture.interfaces", "must name at least one interface"))
+    elif not cap.interfaces:
+        add(ConfigProblem("capture.interfaces", "missing"))
+    for i, name in enumerate(cap.interfaces):
+        if not 1 <= len(name) < IFNAMSIZ or "/" in name or name.strip() != name:
+            add(ConfigProblem(f"capture.interfaces[{i}]", f"{name!r} is not a Linux interface name"))
+    if len(set(cap.interfaces)) != len(cap.interfaces):
+        add(ConfigProblem("capture.interfaces", "lists an interface twice"))
+    if cap.bpf:
+        out.extend(_check_bpf(cap.bpf, cap.snaplen))
+    # Ethernet header + 802.1Q tag (18 bytes) is the least a decoder can use.
+    if not 18 <= cap.snaplen <= _LIVE.snaplen:
+        add(ConfigProblem("capture.snaplen", f"must be between 18 and {_LIVE.snaplen}"))
+    if cap.queue_blocks < 1:
+        add(ConfigProblem("capture.queue_blocks", "must be at least 1"))
+    r = cap.ring
+    for key, message in check_ring(r.block_size, r.block_count, r.frame_size, r.timeout_ms):
+        add(ConfigProblem(f"capture.ring.{key}", message))
+    p = c.pipeline
+    for name in ("tcp_timeout", "udp_timeout", "other_timeout", "closed_linger", "active_timeout"):
+        if getattr(p, name) <= 0:
+            add(ConfigProblem(f"pipeline.{name}", "must be positive"))
+    if p.max_flows < 1:
+        add(ConfigProblem("pipeline.max_flows", "must be at least 1"))
+    for name in ("stream_depth", "max_pending_segments"):
+        if getattr(p, name) < 0:
+            add(ConfigProblem(f"pipeline.{name}", "must not be negative"))
+    for key, paths in (("rules.files", c.rules.files), ("rules.ioc_files", c.rules.ioc_files)):
+        for i, path in enumerate(paths):
+            if not os.path.isfile(path):
+                add(ConfigProblem(f"{key}[{i}]", f"{path}: no such file"))
+    out.extend(_networks("rules.home_net", c.rules.home_net))
+    for key in ("fingerprints.p0f", "fingerprints.dhcp_db"):
+        path = getattr(c.fingerprints, key.split(".")[1])
+        if path and _given(data, key) and not os.path.isfile(path):
+            add(ConfigProblem(key, f"{path}: no such file"))
+    d = c.detections
+    for key in ("dhcp_servers", "gateways", "resolvers"):
+        out.extend(_addresses(f"detections.{key}", getattr(d, key)))
+    out.extend(_networks("detections.closed_segments", d.closed_segments))
+    for key in ("scan_port_threshold", "scan_host_threshold"):
+        if getattr(d, key) < 1:
+            add(ConfigProblem(f"detections.{key}", "must be at least 1"))
+    if d.scan_window <= 0:
+        add(ConfigProblem("detections.scan_window", "must be positive"))
+    if c.privacy.profile == "pseudonymise":
+        if not c.privacy.key_file:
+            add(ConfigProblem("privacy.key_file", 'required with profile = "pseudonymise"'))
+        elif not os.path.isfile(c.privacy.key_file):
+            add(ConfigProblem("privacy.key_file", f"{c.privacy.key_file}: no such file"))
+    if c.health.interval <= 0:
+        add(ConfigProblem("health.interval", "must be positive"))
+    return out
+
+
+def _check_bpf(expression: str, snaplen: int) -> list[ConfigProblem]:
+    from capture.bpf import BpfError, compile_bpf
+
+    try:
+        compile_bpf(expression, min(max(snaplen, 1), _LIVE.snaplen))
+    except BpfError as exc:
+        return [ConfigProblem("capture.bpf", exc.message)]
+    return []
+
+
+def _networks(key: str, values: list[str]) -> list[ConfigProblem]:
+    out = []
+    for i, text in enumerate(values):
+        try:
+            ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            out.append(ConfigProblem(f"{key}[{i}]", f"{text!r} is not an IP network (CIDR)"))
+    return out
+
+
+def _addresses(key: str, values: list[str]) -> list[ConfigProblem]:
+    out = []
+    for i, text in enumerate(values):
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            out.append(ConfigProblem(f"{key}[{i}]", f"{text!r} is not an IP address"))
+    return out
+
+
+__all__ = [
+    "AgentConfig",
+    "ConfigInvalid",
+    "ConfigProblem",
+    "check_config",
+    "load_config",
+    "parse_config",
+]
