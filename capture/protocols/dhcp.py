@@ -189,9 +189,7 @@ def _walk(buf: bytes, off: int, end: int, order: list[int], values: dict[int, by
         length = buf[off + 1]
         stop = off + 2 + length
         if stop > end:
-            raise DecodeError(
-                "dhcp.option_overflow", f"option {code} of {length} bytes runs past its field", off
-            )
+            raise DecodeError("dhcp.option_overflow", f"option {code} of {length} bytes runs past its field", off)
         if len(order) >= MAX_OPTIONS:
             raise DecodeError("dhcp.too_many_options", f"more than {MAX_OPTIONS} options", off)
         order.append(code)
@@ -212,9 +210,7 @@ def parse_dhcp(payload: bytes) -> DhcpMessage:
         raise DecodeError("dhcp.truncated", f"{len(buf)} bytes, BOOTP header needs {OPTIONS_OFF}", 0)
     if buf[BOOTP_LEN:OPTIONS_OFF] != MAGIC_COOKIE:
         raise DecodeError("dhcp.bad_cookie", f"magic cookie {buf[BOOTP_LEN:OPTIONS_OFF].hex()}", BOOTP_LEN)
-    op, htype, hlen, _hops, xid, _secs, _flags, ciaddr, yiaddr, siaddr, giaddr, chaddr = _BOOTP.unpack_from(
-        buf, 0
-    )
+    op, htype, hlen, _hops, xid, _secs, _flags, ciaddr, yiaddr, siaddr, giaddr, chaddr = _BOOTP.unpack_from(buf, 0)
     order: list[int] = []
     values: dict[int, bytes] = {}
     overload = _walk(buf, OPTIONS_OFF, len(buf), order, values, True)

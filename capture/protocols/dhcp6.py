@@ -30,6 +30,7 @@ RELAY_FORW = 12
 RELAY_REPL = 13
 
 OPT_CLIENTID = 1
+OPT_SERVERID = 2
 OPT_ORO = 6
 OPT_RELAY_MSG = 9
 OPT_VENDOR_CLASS = 16
@@ -73,13 +74,14 @@ _I = struct.Struct("!I")
 class Dhcp6Message:
     msg_type: int
     transaction_id: int
-    relay_depth: int
+    relays: tuple[int, ...]
     options: tuple[int, ...]
     duid: bytes | None
     oro: tuple[int, ...]
     vendor_class: str | None
     enterprise: int | None
     fqdn: str | None
+    server_duid: bytes | None = None
 
     @property
     def msg_type_name(self) -> str:
@@ -92,16 +94,8 @@ class Dhcp6Message:
 
     @property
     def duid_mac(self) -> str | None:
-        """Link-layer address carried by a DUID-LLT or DUID-LL (RFC 8415 §11.2, §11.4)."""
-        d = self.duid
-        t = self.duid_type
-        if d is None or t is None:
-            return None
-        if t == DUID_LLT and len(d) > 8:
-            return mac_text(d[8:])
-        if t == DUID_LL and len(d) > 4:
-            return mac_text(d[4:])
-        return None
+        """Link-layer address carried by the client's DUID-LLT or DUID-LL."""
+        return duid_link_layer(self.duid)
 
     def fields(self) -> dict[str, object]:
         """The `dhcp6` event's own fields (docs/events.md)."""
@@ -117,6 +111,18 @@ class Dhcp6Message:
             "fqdn": self.fqdn,
             "options": list(self.options),
         }
+
+
+def duid_link_layer(duid: bytes | None) -> str | None:
+    """Link-layer address of a DUID-LLT or DUID-LL (RFC 8415 §11.2, §11.4), else None."""
+    if duid is None or len(duid) < 2:
+        return None
+    kind = (duid[0] << 8) | duid[1]
+    if kind == DUID_LLT and len(duid) > 8:
+        return mac_text(duid[8:])
+    if kind == DUID_LL and len(duid) > 4:
+        return mac_text(duid[4:])
+    return None
 
 
 def _fqdn(buf: bytes, off: int, end: int) -> str:
@@ -153,14 +159,14 @@ def parse_dhcp6(payload: bytes) -> Dhcp6Message:
     """Parse a DHCPv6 message from a UDP payload; relay messages yield the message they carry."""
     buf = bytes(payload)
     start, end = 0, len(buf)
-    depth = 0
+    relays: list[int] = []
     while True:
         if end - start < 1:
             raise DecodeError("dhcp6.truncated", "empty message", start)
         msg_type = buf[start]
         if msg_type not in (RELAY_FORW, RELAY_REPL):
             break
-        if depth >= HOP_COUNT_LIMIT:
+        if len(relays) >= HOP_COUNT_LIMIT:
             raise DecodeError("dhcp6.relay_too_deep", f"more than {HOP_COUNT_LIMIT} relay headers", start)
         off = start + RELAY_HEADER_LEN
         if off > end:
@@ -181,12 +187,13 @@ def parse_dhcp6(payload: bytes) -> Dhcp6Message:
         if inner is None:
             raise DecodeError("dhcp6.no_relay_message", "relay message without option 9", start)
         start, end = inner
-        depth += 1
+        relays.append(msg_type)
     if end - start < CLIENT_HEADER_LEN:
         raise DecodeError("dhcp6.truncated", f"{end - start} bytes, header needs {CLIENT_HEADER_LEN}", start)
     xid = int.from_bytes(buf[start + 1 : start + 4], "big")
     order: list[int] = []
     duid: bytes | None = None
+    server_duid: bytes | None = None
     oro: tuple[int, ...] = ()
     vendor_class: str | None = None
     enterprise: int | None = None
@@ -197,14 +204,14 @@ def parse_dhcp6(payload: bytes) -> Dhcp6Message:
         vstart = off + 4
         stop = vstart + length
         if stop > end:
-            raise DecodeError(
-                "dhcp6.option_overflow", f"option {code} of {length} bytes runs past the end", off
-            )
+            raise DecodeError("dhcp6.option_overflow", f"option {code} of {length} bytes runs past the end", off)
         if len(order) >= MAX_OPTIONS:
             raise DecodeError("dhcp6.too_many_options", f"more than {MAX_OPTIONS} options", off)
         order.append(code)
         if code == OPT_CLIENTID and duid is None:
             duid = buf[vstart:stop]
+        elif code == OPT_SERVERID and server_duid is None:
+            server_duid = buf[vstart:stop]
         elif code == OPT_ORO:
             oro = struct.unpack_from(f"!{length // 2}H", buf, vstart)
         elif code == OPT_VENDOR_CLASS and vendor_class is None:
@@ -212,4 +219,6 @@ def parse_dhcp6(payload: bytes) -> Dhcp6Message:
         elif code == OPT_CLIENT_FQDN and fqdn is None:
             fqdn = _fqdn(buf, vstart, stop)
         off = stop
-    return Dhcp6Message(msg_type, xid, depth, tuple(order), duid, oro, vendor_class, enterprise, fqdn)
+    return Dhcp6Message(
+        msg_type, xid, tuple(relays), tuple(order), duid, oro, vendor_class, enterprise, fqdn, server_duid
+    )

@@ -225,7 +225,5 @@ def parse_dns_tcp(payload: bytes, proto_name: str = "dns") -> DnsMessage:
         raise DecodeError("dns.truncated", "no TCP length prefix", 0)
     length = (payload[0] << 8) | payload[1]
     if len(payload) < TCP_PREFIX_LEN + length:
-        raise DecodeError(
-            "dns.truncated", f"TCP message of {length} bytes, {len(payload) - TCP_PREFIX_LEN} present", 0
-        )
+        raise DecodeError("dns.truncated", f"TCP message of {length} bytes, {len(payload) - TCP_PREFIX_LEN} present", 0)
     return parse_dns(payload[TCP_PREFIX_LEN : TCP_PREFIX_LEN + length], proto_name)

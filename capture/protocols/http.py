@@ -39,7 +39,9 @@ KNOWN_METHODS = frozenset(
 
 _TOKEN = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
-_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([^\x00\s]+) (HTTP/[0-9]\.[0-9])\r?$")
+# The request target runs from the first space to the last one before the version: clients
+# that leave spaces unencoded are seen as libhtp (Suricata) sees them, not cut at the space.
+_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([^\x00\r\n]*[^\x00\s]) (HTTP/[0-9]\.[0-9])\r?$")
 _RESPONSE_LINE = re.compile(rb"(HTTP/[0-9]\.[0-9]) ([0-9]{3})(?: ([^\r\n]*))?\r?$")
 _TOKEN_PREFIX = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]*(?: |$)")
 _HEADER_NAME = re.compile(_TOKEN)
@@ -125,9 +127,7 @@ def parse_header_lines(buf: bytes, off: int, end: int, proto: str) -> Headers:
         else:
             colon = buf.find(b":", off, line_end)
             if colon < 0 or _HEADER_NAME.fullmatch(buf, off, colon) is None:
-                raise DecodeError(
-                    f"{proto}.bad_header", f"not a header line: {buf[off:line_end][:40]!r}", off
-                )
+                raise DecodeError(f"{proto}.bad_header", f"not a header line: {buf[off:line_end][:40]!r}", off)
             if len(out) >= MAX_HEADERS:
                 raise DecodeError(f"{proto}.too_many_headers", f"more than {MAX_HEADERS} headers", off)
             raw_value = buf[colon + 1 : line_end].strip(_OWS)

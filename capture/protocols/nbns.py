@@ -29,6 +29,7 @@ _HEADER = struct.Struct("!6H")
 class NbnsMessage:
     id: int
     flags: int
+    raw_name: bytes
     name: str
     suffix: int
     scope: str
@@ -49,8 +50,8 @@ class NbnsMessage:
         return {"name": self.name, "suffix": self.suffix, "response": self.response, "opcode": self.opcode}
 
 
-def decode_netbios_name(label: bytes, off: int = 0) -> tuple[str, int]:
-    """Decode a first-level encoded label into (name without trailing spaces, suffix)."""
+def decode_netbios_name(label: bytes, off: int = 0) -> bytes:
+    """Decode a first-level encoded label into the 16 raw octets (15 name octets, suffix)."""
     if len(label) != ENCODED_LEN:
         raise DecodeError("nbns.bad_name", f"encoded name of {len(label)} characters, not 32", off)
     raw = bytearray(NETBIOS_NAME_LEN)
@@ -60,8 +61,7 @@ def decode_netbios_name(label: bytes, off: int = 0) -> tuple[str, int]:
         if not (0 <= hi < 16 and 0 <= lo < 16):
             raise DecodeError("nbns.bad_name", f"character outside 'A'..'P' in {label!r}", off)
         raw[i] = (hi << 4) | lo
-    name = bytes(raw[:15]).rstrip(b" ").decode("utf-8", "replace")
-    return name, raw[15]
+    return bytes(raw)
 
 
 @boundary("nbns")
@@ -78,7 +78,9 @@ def parse_nbns(payload: bytes) -> NbnsMessage:
     length = buf[off]
     if length >= 0x40 or off + 1 + length > size:
         raise DecodeError("nbns.bad_name", f"first label length 0x{length:02x}", off)
-    name, suffix = decode_netbios_name(buf[off + 1 : off + 1 + length], off)
+    raw = decode_netbios_name(buf[off + 1 : off + 1 + length], off)
+    # RFC 1002 §4.1: names are padded with spaces; the wildcard "*" is padded with NULs.
+    name = raw[:15].rstrip(b" \x00").decode("utf-8", "replace")
     labels, _ = read_name(buf, off, "nbns", {})
     scope = ".".join(labels[1:])
-    return NbnsMessage(ident, flags, name, suffix, scope, qdcount, ancount)
+    return NbnsMessage(ident, flags, raw[:15], name, raw[15], scope, qdcount, ancount)

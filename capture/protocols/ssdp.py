@@ -15,15 +15,14 @@ from capture.errors import DecodeError
 from capture.protocols._util import boundary
 from capture.protocols.http import MAX_LINE, Headers, header_value, parse_header_lines
 
-_START = re.compile(
-    rb"(?:(M-SEARCH|NOTIFY) \S+ HTTP/[0-9]\.[0-9]|HTTP/[0-9]\.[0-9] ([0-9]{3})(?: [^\r\n]*)?)\r?"
-)
+_START = re.compile(rb"(?:(M-SEARCH|NOTIFY) (\S+) HTTP/[0-9]\.[0-9]|HTTP/[0-9]\.[0-9] ([0-9]{3})(?: [^\r\n]*)?)\r?")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 
 
 @dataclass(frozen=True, slots=True)
 class SsdpMessage:
     method: str
+    uri: str | None
     status: int | None
     headers: Headers
 
@@ -55,13 +54,13 @@ def parse_ssdp(payload: bytes) -> SsdpMessage:
     m = _START.fullmatch(buf, 0, first)
     if m is None:
         raise DecodeError("ssdp.bad_start_line", f"not an SSDP start line: {buf[: min(first, 60)]!r}", 0)
-    method = m.group(1)
-    status = m.group(2)
+    method, uri, status = m.groups()
     head_end = _HEAD_END.search(buf, first)
     end = len(buf) if head_end is None else buf.index(b"\n", head_end.start()) + 1
     headers = parse_header_lines(buf, first + 1, end, "ssdp")
     return SsdpMessage(
         method.decode("ascii") if method else "HTTP",
+        uri.decode("latin-1") if uri else None,
         int(status) if status else None,
         headers,
     )
