@@ -28,6 +28,9 @@ from collector.ratelimit import RateLimiter
 from collector.store import SqlStore, StoreError, make_store
 
 log = logging.getLogger("veille.collector")
+# aiohttp would otherwise decompress request bodies itself, before the handler: the signature covers the
+# bytes as sent and decompression must run under our cap. Pass these to any runner/TestServer of the app.
+SERVER_OPTIONS: dict[str, bool] = {"auto_decompress": False}
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -60,7 +63,10 @@ async def retention_loop(store: SqlStore, config: CollectorConfig, metrics_: Col
 
 
 def create_app(config: CollectorConfig, store: SqlStore | None = None) -> web.Application:
-    """The collector application; `store` (unopened) overrides the one named by `config.db`."""
+    """The collector application; `store` (unopened) overrides the one named by `config.db`.
+
+    Serve it with `SERVER_OPTIONS` (auto_decompress off), as `run_collector` does.
+    """
     app = web.Application(middlewares=[api.auth_middleware])
     app[CONFIG] = config
     app[METRICS] = CollectorMetrics()
@@ -119,7 +125,7 @@ def _ssl_context(config: CollectorConfig) -> ssl.SSLContext | None:
 async def run_collector(config: CollectorConfig, app: web.Application | None = None) -> AsyncIterator[RunningCollector]:
     """Serve a collector until the block exits; port 0 binds a free port (see `.url`)."""
     app = app if app is not None else create_app(config)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, **SERVER_OPTIONS)
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.host, config.port, ssl_context=_ssl_context(config))
