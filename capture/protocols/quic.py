@@ -25,7 +25,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from capture.errors import DECODE_EXCEPTIONS, DecodeError
-from capture.protocols.tls import MAX_CLIENT_HELLO_LEN, ClientHello, parse_client_hello_handshake
+from capture.protocols.tls import (
+    MAX_CLIENT_HELLO_LEN,
+    ClientHello,
+    ServerHello,
+    parse_client_hello_handshake,
+    parse_server_hello_handshake,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,27 +135,32 @@ def looks_like_quic_initial(payload: bytes) -> bool:
     return payload[5] <= MAX_CID_LEN
 
 
-class QuicInitialReader:
-    """Client Initial packets of one flow direction in, the ClientHello out once it is whole."""
+class _InitialCrypto:
+    """Shared machinery: Initial packets of one direction in, the CRYPTO stream's first message out."""
 
-    __slots__ = ("_chunks", "_dcid", "_done", "_largest_pn", "_max_bytes", "_max_chunks", "_prot")
+    __slots__ = ("_chunks", "_dcid", "_done", "_largest_pn", "_max_bytes", "_max_chunks", "_prot", "_server")
 
-    def __init__(self, max_bytes: int = MAX_CRYPTO_BYTES, max_chunks: int = MAX_CRYPTO_CHUNKS) -> None:
+    def __init__(self, dcid: bytes | None, server: bool, max_bytes: int, max_chunks: int) -> None:
         self._max_bytes = max_bytes
         self._max_chunks = max_chunks
         self._chunks: dict[int, bytes] = {}
         self._prot: dict[tuple[bytes, int], _Protection] = {}
-        self._dcid: bytes | None = None
+        self._dcid = dcid
+        self._server = server
         self._largest_pn = -1
         self._done = False
 
     @property
     def done(self) -> bool:
-        """True once the ClientHello has been returned; later datagrams are ignored."""
+        """True once the hello has been returned; later datagrams are ignored."""
         return self._done
 
-    def feed(self, datagram: bytes) -> ClientHello | None:
-        """Read one UDP payload; the ClientHello when this datagram completes it, else None."""
+    @property
+    def client_dcid(self) -> bytes | None:
+        """The client's original Destination Connection ID, from which Initial keys derive."""
+        return self._dcid
+
+    def _message(self, datagram: bytes) -> bytes | None:
         if self._done:
             return None
         try:
@@ -163,7 +174,7 @@ class QuicInitialReader:
             return None
         self._done = True
         self._chunks.clear()
-        return parse_client_hello_handshake(hs, quic=True)
+        return hs
 
     def _read_datagram(self, d: bytes) -> bool:
         n = len(d)
@@ -208,7 +219,8 @@ class QuicInitialReader:
         if prot is None:
             if len(self._prot) >= _MAX_KEY_SETS:
                 raise DecodeError("quic.too_many_dcids", f"over {_MAX_KEY_SETS} Initial key sets")
-            prot = self._prot[(dcid, vnum)] = _Protection(InitialKeys.derive(dcid, version))
+            keys = InitialKeys.derive(dcid, version, server=self._server)
+            prot = self._prot[(dcid, vnum)] = _Protection(keys)
         return prot
 
     def _read_initial(
@@ -216,16 +228,14 @@ class QuicInitialReader:
     ) -> bool:
         if self._dcid is None:
             self._dcid = dcid
-        candidates = [self._dcid] if dcid == self._dcid else [self._dcid, dcid]
+        candidates = [self._dcid] if self._server or dcid == self._dcid else [self._dcid, dcid]
         for i, key_dcid in enumerate(candidates):
             try:
                 plain = self._decrypt(d, start, pn_off, end, self._protection(key_dcid, version, vnum))
             except InvalidTag:
                 if i + 1 < len(candidates):
                     continue
-                raise DecodeError(
-                    "quic.decrypt_failed", "Initial packet does not authenticate", start
-                ) from None
+                raise DecodeError("quic.decrypt_failed", "Initial packet does not authenticate", start) from None
             if key_dcid != self._dcid:
                 self._dcid = key_dcid  # keys changed after a Retry (RFC 9001 §5.2)
             return self._read_frames(plain)
@@ -321,6 +331,40 @@ class QuicInitialReader:
         if have < need:
             return None
         return bytes(buf[:need])
+
+
+class QuicInitialReader(_InitialCrypto):
+    """Client Initial packets of one flow direction in, the ClientHello out once it is whole."""
+
+    __slots__ = ()
+
+    def __init__(self, max_bytes: int = MAX_CRYPTO_BYTES, max_chunks: int = MAX_CRYPTO_CHUNKS) -> None:
+        super().__init__(None, False, max_bytes, max_chunks)
+
+    def feed(self, datagram: bytes) -> ClientHello | None:
+        """Read one UDP payload; the ClientHello when this datagram completes it, else None."""
+        hs = self._message(datagram)
+        return None if hs is None else parse_client_hello_handshake(hs, quic=True)
+
+
+class QuicServerInitialReader(_InitialCrypto):
+    """Server Initial packets of one flow direction in, the ServerHello out.
+
+    Server Initial keys derive from the client's original DCID (RFC 9001 §5.2), which only the
+    client direction shows: take it from that direction's `QuicInitialReader.client_dcid`.
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self, client_dcid: bytes, max_bytes: int = MAX_CRYPTO_BYTES, max_chunks: int = MAX_CRYPTO_CHUNKS
+    ) -> None:
+        super().__init__(client_dcid, True, max_bytes, max_chunks)
+
+    def feed(self, datagram: bytes) -> ServerHello | None:
+        """Read one UDP payload; the ServerHello when this datagram completes it, else None."""
+        hs = self._message(datagram)
+        return None if hs is None else parse_server_hello_handshake(hs)
 
 
 def _skip_ack(p: bytes, i: int, ecn: bool) -> int:

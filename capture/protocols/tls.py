@@ -17,7 +17,11 @@ from dataclasses import dataclass
 
 from capture.errors import DECODE_EXCEPTIONS, DecodeError
 
+CONTENT_CHANGE_CIPHER_SPEC = 20  # RFC 8446 §5.1; sent in clear around a HelloRetryRequest
+CONTENT_ALERT = 21  # RFC 8446 §5.1 ContentType.alert
 CONTENT_HANDSHAKE = 22  # RFC 8446 §5.1 ContentType.handshake
+_ALERT_LEN = 2  # level, description (RFC 5246 §7.2)
+_ALERT_WARNING = 1
 HS_CLIENT_HELLO = 1  # RFC 8446 §4 HandshakeType
 HS_SERVER_HELLO = 2
 
@@ -37,7 +41,18 @@ MAX_RECORD_LEN = 2**14 + 2048
 MAX_CLIENT_HELLO_LEN = 2 + 32 + 33 + 65536 + 256 + 65537
 # ServerHello: the same with a single cipher suite and compression method.
 MAX_SERVER_HELLO_LEN = 2 + 32 + 33 + 2 + 1 + 65537
+# TLS 1.3 drafts announce 0x7fNN; before draft 22 the ServerHello had neither legacy_session_id
+# nor legacy_compression_method (draft-ietf-tls-tls13-22 §4.1.3 brought them back).
+_DRAFT_TLS13 = 0x7F
+_DRAFT_LEGACY_LAYOUT = 22
 _RECORD_HEADER_LEN = 5
+# TLS through an explicit proxy follows an HTTP CONNECT head; heads are capped at 8 KiB, the
+# common server limit (aiohttp max_line_size 8190, nginx large_client_header_buffers 8k).
+MAX_TUNNEL_HEAD = 8192
+_CONNECT = b"CONNECT "
+_HTTP_RESPONSE = b"HTTP/1."
+# RFC 8446 §4.1.4: at most one HelloRetryRequest, so at most two hellos of each side in clear.
+_MAX_HELLOS = 2
 _HS_HEADER_LEN = 4
 
 _U16 = struct.Struct("!H")
@@ -104,15 +119,20 @@ def looks_like_tls(buf: bytes) -> bool:
     if n == 0:
         return False
     b0 = buf[0]
-    if b0 == CONTENT_HANDSHAKE:
+    if b0 in (CONTENT_HANDSHAKE, CONTENT_ALERT):
         return (n < 2 or buf[1] == 3) and (n < 3 or buf[2] <= 4)
     if b0 & 0x80:
         return n < 3 or buf[2] == HS_CLIENT_HELLO
-    return False
+    return buf.startswith(_CONNECT)
 
 
 def parse_client_hello(buf: bytes) -> ClientHello | None:
     """ClientHello from the start of a client's TCP stream; None while more bytes are needed."""
+    start = _tunnel_offset(buf, _CONNECT)
+    if start is None:
+        return None
+    if start:
+        buf = buf[start:]
     if buf[:1] and buf[0] & 0x80:
         return _parse_sslv2(buf)
     hs = _handshake_from_records(buf, HS_CLIENT_HELLO, MAX_CLIENT_HELLO_LEN)
@@ -123,13 +143,119 @@ def parse_client_hello(buf: bytes) -> ClientHello | None:
 
 def parse_server_hello(buf: bytes) -> ServerHello | None:
     """ServerHello from the start of a server's TCP stream; None while more bytes are needed."""
+    start = _tunnel_offset(buf, _HTTP_RESPONSE)
+    if start is None:
+        return None
+    if start:
+        buf = buf[start:]
     hs = _handshake_from_records(buf, HS_SERVER_HELLO, MAX_SERVER_HELLO_LEN)
     if hs is None:
         return None
+    return parse_server_hello_handshake(hs)
+
+
+def parse_server_hello_handshake(hs: bytes) -> ServerHello:
+    """ServerHello from one bare handshake message (4-byte header included), e.g. QUIC CRYPTO."""
+    if len(hs) < _HS_HEADER_LEN or hs[0] != HS_SERVER_HELLO:
+        raise DecodeError("tls.not_server_hello", f"handshake type {hs[:1].hex()}", 0)
+    end = _HS_HEADER_LEN + int.from_bytes(hs[1:4], "big")
+    if end > len(hs):
+        raise DecodeError("tls.truncated", f"server hello needs {end} bytes", 1)
     try:
-        return _server_hello_body(hs, _HS_HEADER_LEN)
+        return _server_hello_body(hs[:end], _HS_HEADER_LEN)
     except DECODE_EXCEPTIONS as exc:
         raise DecodeError("tls.truncated", f"server hello: {exc}") from None
+
+
+def parse_client_hellos(buf: bytes) -> list[ClientHello]:
+    """Every complete plaintext ClientHello of a client stream: the first and, after a
+    HelloRetryRequest (RFC 8446 §4.1.4), the second one. Raises like `parse_client_hello`
+    for the first; stops quietly at the first record or message that is not a hello."""
+    start = _tunnel_offset(buf, _CONNECT)
+    if start is None:
+        return []
+    if start:
+        buf = buf[start:]
+    if buf[:1] and buf[0] & 0x80:
+        first = _parse_sslv2(buf)
+        return [first] if first is not None else []
+    return [parse_client_hello_handshake(m) for m in _hello_messages(buf, HS_CLIENT_HELLO)]
+
+
+def parse_server_hellos(buf: bytes) -> list[ServerHello]:
+    """Every complete plaintext ServerHello of a server stream (HelloRetryRequest, then the
+    ServerHello that follows it)."""
+    start = _tunnel_offset(buf, _HTTP_RESPONSE)
+    if start is None:
+        return []
+    if start:
+        buf = buf[start:]
+    return [parse_server_hello_handshake(m) for m in _hello_messages(buf, HS_SERVER_HELLO)]
+
+
+def _tunnel_offset(buf: bytes, prefix: bytes) -> int | None:
+    """Where TLS starts when an HTTP CONNECT head (RFC 9110 §9.3.6) comes first: 0 without a
+    head, None while the head is incomplete, DecodeError when the proxy refused the tunnel."""
+    if not buf.startswith(prefix[: len(buf)]):
+        return 0
+    if len(buf) <= len(prefix):
+        return None
+    if not buf.startswith(prefix):
+        return 0
+    end = buf.find(b"\r\n\r\n", 0, MAX_TUNNEL_HEAD)
+    if end < 0:
+        if len(buf) >= MAX_TUNNEL_HEAD:
+            raise DecodeError("tls.tunnel_head_too_long", f"no end of HTTP head in {MAX_TUNNEL_HEAD} bytes", 0)
+        return None
+    if prefix == _HTTP_RESPONSE and buf[9:10] != b"2":
+        raise DecodeError("tls.tunnel_refused", f"proxy answered {buf[9:12]!r}", 9)
+    return end + 4
+
+
+def _hello_messages(buf: bytes, want: int) -> list[bytes]:
+    """Complete hello messages of type `want` from the plaintext records at the stream start.
+
+    The first message must be a hello (else DecodeError as in `parse_client_hello`); after it
+    change_cipher_spec and warning alerts are skipped, and the walk ends at the first other
+    record type, at a message of another type, or at a record that does not parse as a hello.
+    """
+    first = _handshake_from_records(buf, want, MAX_CLIENT_HELLO_LEN)
+    if first is None:
+        return []
+    out = [first]
+    pos = _records_end(buf, len(first))
+    end = len(buf)
+    while pos + _RECORD_HEADER_LEN <= end and len(out) < _MAX_HELLOS:
+        ctype, major, _, rlen = _RECORD.unpack_from(buf, pos)
+        if ctype in (CONTENT_CHANGE_CIPHER_SPEC, CONTENT_ALERT) and major == 3:
+            pos += _RECORD_HEADER_LEN + rlen
+            continue
+        if ctype != CONTENT_HANDSHAKE or pos + _RECORD_HEADER_LEN >= end:
+            break
+        if buf[pos + _RECORD_HEADER_LEN] != want:
+            break
+        try:
+            nxt = _handshake_from_records(buf[pos:], want, MAX_CLIENT_HELLO_LEN)
+            if nxt is None:
+                break
+            (parse_client_hello_handshake if want == HS_CLIENT_HELLO else parse_server_hello_handshake)(nxt)
+        except DecodeError:
+            break  # an encrypted Finished that happens to start like a hello
+        out.append(nxt)
+        pos += _records_end(buf[pos:], len(nxt))
+    return out
+
+
+def _records_end(buf: bytes, hs_len: int) -> int:
+    """Offset after the record that holds the last byte of the first `hs_len` handshake bytes."""
+    pos = 0
+    have = 0
+    while have < hs_len:
+        ctype, _, _, rlen = _RECORD.unpack_from(buf, pos)
+        if ctype == CONTENT_HANDSHAKE:
+            have += rlen
+        pos += _RECORD_HEADER_LEN + rlen
+    return pos
 
 
 def parse_client_hello_handshake(hs: bytes, *, quic: bool = False) -> ClientHello:
@@ -163,6 +289,13 @@ def _handshake_from_records(buf: bytes, want: int, max_len: int) -> bytes | None
         if pos + _RECORD_HEADER_LEN > end:
             return None
         ctype, major, minor, rlen = unpack_record(buf, pos)
+        if ctype == CONTENT_ALERT and have == 0 and rlen == _ALERT_LEN:
+            if pos + _RECORD_HEADER_LEN + _ALERT_LEN > end:
+                return None
+            if buf[pos + _RECORD_HEADER_LEN] != _ALERT_WARNING:
+                raise DecodeError("tls.alert", f"fatal alert {buf[pos + 6]} before the hello", pos)
+            pos += _RECORD_HEADER_LEN + _ALERT_LEN  # e.g. unrecognized_name sent before ServerHello
+            continue
         if ctype != CONTENT_HANDSHAKE:
             raise DecodeError("tls.not_handshake", f"record content type {ctype}", pos)
         if major != 3 or minor > 4:
@@ -257,9 +390,13 @@ def _server_hello_body(b: bytes, pos: int) -> ServerHello:
     end = _HS_HEADER_LEN + int.from_bytes(b[1:4], "big")
     (version,) = _U16.unpack_from(b, pos)
     pos += 2 + 32
-    pos += 1 + b[pos]
-    (cipher,) = _U16.unpack_from(b, pos)
-    pos += 2 + 1  # cipher_suite, legacy_compression_method
+    if version >> 8 == _DRAFT_TLS13 and version & 0xFF < _DRAFT_LEGACY_LAYOUT:
+        (cipher,) = _U16.unpack_from(b, pos)  # draft ServerHello: no session_id, no compression
+        pos += 2
+    else:
+        pos += 1 + b[pos]
+        (cipher,) = _U16.unpack_from(b, pos)
+        pos += 2 + 1  # cipher_suite, legacy_compression_method
     if pos > end:
         raise DecodeError("tls.bad_length", "server hello shorter than its fixed fields", pos)
     exts: list[int] = []
