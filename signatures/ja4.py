@@ -1,6 +1,6 @@
 """JA4 client TLS fingerprint (FoxIO, BSD-3 licensed part of JA4+): `ja4` and `ja4_r`.
 
-`a_b_c`: a = transport (q QUIC / t TCP), version (highest non-GREASE supported_versions entry,
+`a_b_c`: a = transport (q QUIC / d DTLS / t TCP), version (highest non-GREASE supported_versions entry,
 else the handshake version), d/i (server_name extension present or not), two-digit cipher and
 extension counts without GREASE (capped at 99), and the first and last characters of the first
 ALPN value (hex nibbles when either end is not ASCII alphanumeric, "00" without ALPN).
@@ -58,7 +58,7 @@ def ja4(hello: ClientHello) -> tuple[str, str]:
     ciphers = strip_grease(hello.ciphers)
     exts = strip_grease(hello.extensions)
     head = "%s%s%s%02d%02d%s" % (  # noqa: UP031 - one fixed layout reads best as a format
-        "q" if hello.quic else "t",
+        "q" if hello.quic else "d" if hello.dtls else "t",
         _version(hello),
         "d" if EXT_SERVER_NAME in exts else "i",
         min(len(ciphers), _MAX_COUNT),

@@ -46,6 +46,9 @@ MAX_SERVER_HELLO_LEN = 2 + 32 + 33 + 2 + 1 + 65537
 _DRAFT_TLS13 = 0x7F
 _DRAFT_LEGACY_LAYOUT = 22
 _RECORD_HEADER_LEN = 5
+_DTLS_RECORD_HEADER_LEN = 13  # type, version, epoch, sequence_number(48), length (RFC 6347 §4.1)
+_DTLS_HS_HEADER_LEN = 12  # type, length, message_seq, fragment_offset, fragment_length (§4.2.2)
+_DTLS_MAJOR = 0xFE  # DTLS versions are 0xfeff (1.0), 0xfefd (1.2), 0xfefc (1.3)
 # TLS through an explicit proxy follows an HTTP CONNECT head; heads are capped at 8 KiB, the
 # common server limit (aiohttp max_line_size 8190, nginx large_client_header_buffers 8k).
 MAX_TUNNEL_HEAD = 8192
@@ -75,6 +78,7 @@ class ClientHello:
     supported_versions: tuple[int, ...]
     quic: bool = False
     sslv2: bool = False
+    dtls: bool = False
 
     def fields(self) -> dict[str, object]:
         """The `tls_client` event fields of docs/events.md, fingerprints excluded."""
@@ -277,6 +281,43 @@ def parse_client_hello_handshake(hs: bytes, *, quic: bool = False) -> ClientHell
         raise DecodeError("tls.truncated", f"client hello: {exc}") from None
 
 
+def looks_like_dtls_client_hello(payload: bytes) -> bool:
+    """Cheap check: a DTLS handshake record (RFC 6347 §4.1) holding a ClientHello."""
+    return (
+        len(payload) > _DTLS_RECORD_HEADER_LEN
+        and payload[0] == CONTENT_HANDSHAKE
+        and payload[1] == _DTLS_MAJOR
+        and payload[_DTLS_RECORD_HEADER_LEN] == HS_CLIENT_HELLO
+    )
+
+
+def parse_dtls_client_hello(payload: bytes) -> ClientHello:
+    """ClientHello from one UDP payload starting with a DTLS 1.0/1.2 record (RFC 6347 §4.1, §4.2.2).
+
+    Only a ClientHello carried whole in the first record is read; a fragmented one (fragment
+    offset or length not covering the message) raises DecodeError `tls.dtls_fragmented`.
+    """
+    if not looks_like_dtls_client_hello(payload):
+        raise DecodeError("tls.not_client_hello", "not a DTLS handshake record with a ClientHello", 0)
+    (rlen,) = _U16.unpack_from(payload, _DTLS_RECORD_HEADER_LEN - 2)
+    rend = _DTLS_RECORD_HEADER_LEN + rlen
+    if rend > len(payload) or rlen < _DTLS_HS_HEADER_LEN:
+        raise DecodeError("tls.bad_record_length", f"DTLS record length {rlen}", _DTLS_RECORD_HEADER_LEN - 2)
+    h = _DTLS_RECORD_HEADER_LEN
+    length = int.from_bytes(payload[h + 1 : h + 4], "big")
+    frag_off = int.from_bytes(payload[h + 6 : h + 9], "big")
+    frag_len = int.from_bytes(payload[h + 9 : h + 12], "big")
+    if frag_off != 0 or frag_len != length:
+        raise DecodeError("tls.dtls_fragmented", f"fragment {frag_off}+{frag_len} of {length}", h + 6)
+    body = h + _DTLS_HS_HEADER_LEN
+    if body + length > rend:
+        raise DecodeError("tls.truncated", f"DTLS client hello needs {length} bytes", h + 1)
+    try:
+        return _client_hello_body(payload[: body + length], body, body + length, quic=False, dtls=True)
+    except DECODE_EXCEPTIONS as exc:
+        raise DecodeError("tls.truncated", f"DTLS client hello: {exc}") from None
+
+
 def _handshake_from_records(buf: bytes, want: int, max_len: int) -> bytes | None:
     """Join the handshake fragments of consecutive records until one message is complete."""
     end = len(buf)
@@ -326,11 +367,13 @@ def _handshake_from_records(buf: bytes, want: int, max_len: int) -> bytes | None
         pos = body + rlen
 
 
-def _client_hello_body(b: bytes, pos: int, end: int, quic: bool) -> ClientHello:
+def _client_hello_body(b: bytes, pos: int, end: int, quic: bool, dtls: bool = False) -> ClientHello:
     u16 = _U16.unpack_from
     (version,) = u16(b, pos)
     pos += 2 + 32  # legacy_version, random
     pos += 1 + b[pos]  # legacy_session_id <0..32>
+    if dtls:
+        pos += 1 + b[pos]  # cookie <0..2^8-1> (RFC 6347 §4.2.1)
     (clen,) = u16(b, pos)
     pos += 2
     if clen % 2 or pos + clen > end:
@@ -383,6 +426,7 @@ def _client_hello_body(b: bytes, pos: int, end: int, quic: bool) -> ClientHello:
         sig_algs=sig_algs,
         supported_versions=versions,
         quic=quic,
+        dtls=dtls,
     )
 
 

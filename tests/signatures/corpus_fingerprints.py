@@ -17,7 +17,9 @@ from capture.protocols.ssh import SshKexInit, parse_ssh_banner, parse_ssh_kexini
 from capture.protocols.tls import (
     ClientHello,
     ServerHello,
+    looks_like_dtls_client_hello,
     looks_like_tls,
+    parse_dtls_client_hello,
     parse_client_hello,
     parse_client_hellos,
     parse_server_hello,
@@ -91,6 +93,12 @@ def fingerprint_capture(path: Path) -> Found:
                 found.errors[reverse] = str(exc)
     for key, datagrams in cap.udp.items():
         reverse = (key[2], key[3], key[0], key[1])
+        if looks_like_dtls_client_hello(datagrams[0]):
+            try:
+                found.clients[key] = [parse_dtls_client_hello(datagrams[0])]
+            except DecodeError as exc:
+                found.errors[key] = str(exc)
+            continue
         if not looks_like_quic_initial(datagrams[0]) or cap.first_pkt[key] > cap.first_pkt.get(reverse, 1 << 62):
             continue
         reader = QuicInitialReader()
