@@ -1,0 +1,466 @@
+"""The rule engine: prefilter, header and keyword checks, buffers, flowbits, thresholds, alerts.
+
+Rules are compiled into three groups:
+- stream rules (payload content on TCP-carried protocols): inspected on each direction's
+  reassembled bytes when they grow (only the new bytes, plus an overlap of the longest pattern,
+  are prefiltered; hits accumulate per flow direction), alerting at most once per direction;
+  a packet whose bytes are past the stream depth is inspected on its own payload;
+- packet rules (UDP/ICMP/IP payloads, dsize, tcp-pkt, header-only rules): every packet;
+- observation rules (sticky buffers, or an app protocol with no payload keyword): each
+  `Observation` of the matching type.
+Rules with a fast pattern are reached through the prefilter only; the others are checked on
+every packet of their protocol. Candidates run in Suricata's order: pass rules, then flowbit
+setters, then the rest. State lives in `flow.ext` (flowbits, stream progress, by_flow
+thresholds) and in a bounded threshold table; time is the packet's timestamp.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from capture.packet import PROTO_ICMP, PROTO_ICMP6, PROTO_NAMES, PROTO_TCP, PROTO_UDP, Packet, ip_text, mac_text
+from signatures.alert import Alert
+from signatures.rules.buffers import APP_FIELDS, observation_buffer
+from signatures.rules.matching import BufferProgram, fast_pattern
+from signatures.rules.model import Rule
+from signatures.rules.parser import BUFFER_OBSERVATION, RuleSet
+from signatures.rules.prefilter import Prefilter
+from signatures.rules.thresholds import ThresholdTable
+
+PASS_KEY = "rules.pass"
+BITS_KEY = "rules.flowbits"
+STREAM_KEY = "rules.stream"
+ONCE_KEY = "rules.once"
+# Protocols Suricata keeps as one transaction per flow: a rule alerts at most once per flow.
+_ONCE_PER_FLOW = frozenset({"tls_client", "tls_server", "ssh"})
+_ECHO_TYPES = frozenset({0, 8, 13, 14, 15, 16, 17, 18, 128, 129})  # ICMP messages with id/seq (RFC 792, 4443)
+_ID_SEQ = struct.Struct("!HH")
+_APP_IP_PROTOS = {"http": {PROTO_TCP}, "http1": {PROTO_TCP}, "tls": {PROTO_TCP}, "ssh": {PROTO_TCP},
+                  "dns": {PROTO_TCP, PROTO_UDP}, "dhcp": {PROTO_UDP}}  # fmt: skip
+_APP_NAMES = {"http1": "http"}
+_APP_OBSERVATIONS = {"http": ("http",), "http1": ("http",), "dns": ("dns",), "tls": ("tls_client",),
+                     "ssh": ("ssh",), "dhcp": ("dhcp",)}  # fmt: skip
+_STREAM_PROTOS = frozenset({"tcp", "tcp-stream", "http", "http1", "tls", "ssh", "dns"})
+_ACTION_RANK = {"pass": 0, "drop": 1, "reject": 1, "rejectsrc": 1, "rejectdst": 1, "rejectboth": 1, "alert": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Engine settings. `max_threshold_entries` bounds the by_src/by_dst/by_rule table."""
+
+    max_threshold_entries: int = 65536
+    streams: bool = True
+    prefilter: str | None = None  # "hyperscan", "ahocorasick", or None for the best available
+
+
+class _Compiled:
+    """One rule, ready for the hot path."""
+
+    __slots__ = ("app", "has_fp", "ip_protos", "key", "mode", "obs_types", "order", "payload", "programs",
+                 "rule", "stream_only", "uses_ports")  # fmt: skip
+
+    def __init__(self, rule: Rule, index: int) -> None:
+        self.rule = rule
+        self.key = (rule.gid, rule.sid)
+        proto = rule.proto
+        self.app: frozenset[str] | None = None
+        if proto in _APP_IP_PROTOS:
+            self.ip_protos: frozenset[int] | None = frozenset(_APP_IP_PROTOS[proto])
+            self.app = frozenset({_APP_NAMES.get(proto, proto)})
+        elif proto == "ip":
+            self.ip_protos = None
+        elif proto == "udp":
+            self.ip_protos = frozenset({PROTO_UDP})
+        elif proto == "icmp":
+            self.ip_protos = frozenset({PROTO_ICMP, PROTO_ICMP6})
+        else:
+            self.ip_protos = frozenset({PROTO_TCP})
+        self.uses_ports = not (rule.sport.is_any and rule.dport.is_any)
+        self.programs = tuple((name, BufferProgram(ms)) for name, ms in rule.buffers)
+        payload = [p for name, p in self.programs if name == "payload"]
+        self.payload: BufferProgram | None = payload[0] if payload else None
+        sticky = [name for name, _ in rule.buffers if name != "payload"]
+        packet_kw = any(
+            x is not None
+            for x in (
+                rule.flags,
+                rule.dsize,
+                rule.ttl,
+                rule.ip_proto,
+                rule.itype,
+                rule.icode,
+                rule.icmp_id,
+                rule.icmp_seq,
+            )
+        )
+        if sticky:
+            self.mode = "obs"
+            self.obs_types: tuple[str, ...] = (BUFFER_OBSERVATION[sticky[0]],)
+        elif proto in _APP_OBSERVATIONS and self.payload is None and not packet_kw:
+            self.mode = "obs"
+            self.obs_types = _APP_OBSERVATIONS[proto]
+        elif self.payload is not None and proto in _STREAM_PROTOS and rule.dsize is None:
+            self.mode = "stream"
+            self.obs_types = ()
+        else:
+            self.mode = "packet"
+            self.obs_types = ()
+        self.stream_only = proto == "tcp-stream"
+        self.has_fp = self.payload is not None and fast_pattern(rule.buffer("payload")) is not None
+        setter = any(fb.op in ("set", "unset", "toggle") for fb in rule.flowbits)
+        checker = any(fb.op in ("isset", "isnotset") for fb in rule.flowbits)
+        self.order = (_ACTION_RANK.get(rule.action, 2), 0 if setter and not checker else 1, index)
+
+
+class _Tables:
+    """A compiled ruleset: the prefilters and the per-protocol 'always' lists."""
+
+    def __init__(self, ruleset: RuleSet, config: EngineConfig) -> None:
+        self.rules = [_Compiled(r, i) for i, r in enumerate(ruleset.rules)]
+        self.rules.sort(key=lambda c: c.order)
+        stream_fp: list[tuple[bytes, bool, int]] = []
+        packet_fp: list[tuple[bytes, bool, int]] = []
+        self.stream_always: list[int] = []
+        self.packet_always: dict[int, list[int]] = {}
+        self.obs_rules: dict[str, list[_Compiled]] = {}
+        generic: list[int] = []
+        for i, c in enumerate(self.rules):
+            if c.mode == "obs":
+                for t in c.obs_types:
+                    self.obs_rules.setdefault(t, []).append(c)
+                continue
+            fp = fast_pattern(c.rule.buffer("payload")) if c.payload is not None else None
+            if c.mode == "stream":
+                if fp is not None:
+                    stream_fp.append((fp.pattern, fp.nocase, i))
+                else:
+                    self.stream_always.append(i)
+            elif fp is not None:
+                packet_fp.append((fp.pattern, fp.nocase, i))
+            elif c.ip_protos is None:
+                generic.append(i)
+            else:
+                for p in c.ip_protos:
+                    self.packet_always.setdefault(p, []).append(i)
+        self.generic_always = generic
+        self.stream_pf = Prefilter(stream_fp, config.prefilter)
+        self.packet_pf = Prefilter(packet_fp, config.prefilter)
+        self.has_stream = bool(stream_fp or self.stream_always)
+        for lst in self.packet_always.values():
+            lst.extend(generic)
+            lst.sort()
+
+    def always_for(self, proto: int) -> list[int]:
+        return self.packet_always.get(proto, self.generic_always)
+
+
+class _StreamState:
+    __slots__ = ("alerted", "hits", "scanned")
+
+    def __init__(self) -> None:
+        self.scanned = 0
+        self.hits: set[int] = set()
+        self.alerted: set[int] = set()
+
+
+class RuleEngine:
+    """Evaluates a RuleSet on packets (`on_packet`) and observations (`on_observation`)."""
+
+    def __init__(self, ruleset: RuleSet, config: EngineConfig | None = None) -> None:
+        self.config = config or EngineConfig()
+        self.thresholds = ThresholdTable(self.config.max_threshold_entries)
+        self.generation = 0
+        self._t = _Tables(ruleset, self.config)
+        self.ruleset = ruleset
+
+    @property
+    def backend(self) -> str:
+        return self._t.stream_pf.backend
+
+    def swap(self, ruleset: RuleSet) -> None:
+        """Replace the rules; the new set is compiled before it takes over (no packet is lost)."""
+        tables = _Tables(ruleset, self.config)
+        self._t = tables
+        self.ruleset = ruleset
+        self.generation += 1
+
+    # -- packets -------------------------------------------------------------------------------
+
+    def on_packet(self, pkt: Packet, flow: Any, direction: int) -> list[Alert]:
+        """Alerts raised by one decoded packet (after the flow table has accounted it)."""
+        if not pkt.ip_version:
+            return []
+        t = self._t
+        if flow is not None and flow.ext.get(PASS_KEY):
+            return []
+        rules = t.rules
+        proto = pkt.proto
+        payload: bytes | None = None
+        cands: list[tuple[int, bytes | bytearray | None]] = []
+        stream_done = False
+        if t.has_stream and proto == PROTO_TCP and self.config.streams and flow is not None and flow.streams:
+            buf = flow.streams[direction]
+            st = self._stream_state(flow, direction)
+            if len(buf) > st.scanned:
+                overlap = max(t.stream_pf.max_len - 1, 0)
+                region = buf[max(st.scanned - overlap, 0) :] if st.scanned else buf
+                st.hits |= t.stream_pf.scan(region)
+                st.scanned = len(buf)
+                ids = (st.hits | set(t.stream_always)) - st.alerted
+                cands.extend((i, buf) for i in ids)
+                stream_done = True
+            elif pkt.payload_len and not flow.inspect[direction]:
+                stream_done = False
+            else:
+                stream_done = True
+        if pkt.payload_len:
+            payload = pkt.payload
+            hits = t.packet_pf.scan(payload)
+            if not stream_done and t.has_stream:
+                hits |= t.stream_pf.scan(payload)
+                hits.update(t.stream_always)
+            cands.extend((i, payload) for i in hits)
+        cands.extend((i, payload) for i in t.always_for(proto))
+        if not cands:
+            return []
+        cands.sort(key=lambda x: x[0])
+        out: list[Alert] = []
+        for i, buf in cands:
+            c = rules[i]
+            stream = c.mode == "stream" and stream_done and buf is not None and buf is not payload
+            if c.mode == "stream" and not stream and c.stream_only:
+                continue
+            if c.rule.proto == "tcp-pkt" and stream:
+                continue
+            if not self._packet_checks(c, pkt, flow, direction):
+                continue
+            if c.payload is not None and (buf is None or not c.payload.match(buf)):
+                continue
+            if stream:
+                self._stream_state(flow, direction).alerted.add(i)
+            res = self._fire(c, pkt, flow, None)
+            if res is _PASS:
+                return []
+            if isinstance(res, Alert):
+                out.append(res)
+        return out
+
+    def _stream_state(self, flow: Any, direction: int) -> _StreamState:
+        slot = flow.ext.get(STREAM_KEY)
+        if slot is None or slot[0] != self.generation:
+            slot = flow.ext[STREAM_KEY] = [self.generation, _StreamState(), _StreamState()]
+        st: _StreamState = slot[1 + direction]
+        return st
+
+    def _packet_checks(self, c: _Compiled, pkt: Packet, flow: Any, direction: int) -> bool:
+        r = c.rule
+        proto = pkt.proto
+        if c.ip_protos is not None and proto not in c.ip_protos:
+            return False
+        if c.app is not None and (flow is None or flow.app not in c.app):
+            return False
+        if not _header(r, pkt, c.uses_ports and (proto == PROTO_TCP or proto == PROTO_UDP)):
+            return False
+        fl = r.flow
+        if fl is not None:
+            if fl.to_server is not None and (flow is None or (direction == 0) != fl.to_server):
+                return False
+            if fl.established is not None and (flow is None or bool(flow.established) != fl.established):
+                return False
+        if r.flags is not None and (proto != PROTO_TCP or not r.flags.test(pkt.tcp_flags)):
+            return False
+        if r.dsize is not None and not r.dsize.test(pkt.payload_len):
+            return False
+        if r.ttl is not None and not r.ttl.test(pkt.ttl):
+            return False
+        if r.ip_proto is not None and not r.ip_proto.test(proto):
+            return False
+        if r.itype is not None or r.icode is not None or r.icmp_id is not None or r.icmp_seq is not None:
+            if not _icmp_checks(r, pkt):
+                return False
+        return not r.flowbits or _flowbits_ok(r, flow)
+
+    # -- observations ------------------------------------------------------------------------
+
+    def on_observation(self, obs: Any) -> list[Alert]:
+        """Alerts raised by one observation (HTTP request, DNS message, TLS hello, ...)."""
+        rules = self._t.obs_rules.get(obs.type)
+        if not rules:
+            return []
+        flow = obs.flow
+        if flow is not None and flow.ext.get(PASS_KEY):
+            return []
+        pkt, direction, fields = obs.pkt, obs.direction, obs.fields
+        if not pkt.ip_version:
+            return []
+        app = _observation_app(obs.type, fields)
+        cache: dict[str, list[bytes | bytearray]] = {}
+        out: list[Alert] = []
+        once: set[tuple[int, int]] | None = None
+        if flow is not None and obs.type in _ONCE_PER_FLOW:
+            slot = flow.ext.get(ONCE_KEY)
+            if slot is None or slot[0] != self.generation:
+                slot = flow.ext[ONCE_KEY] = (self.generation, set())
+            once = slot[1]
+        for c in rules:
+            if c.app is not None and app not in c.app:
+                continue
+            if once is not None and c.key in once:
+                continue
+            if not self._packet_checks_obs(c, pkt, flow, direction):
+                continue
+            ok = True
+            for name, prog in c.programs:
+                values = cache.get(name)
+                if values is None:
+                    if name == "payload":
+                        values = [flow.streams[direction]] if flow is not None and flow.streams else [pkt.payload]
+                    else:
+                        values = list(observation_buffer(name, obs.type, fields, obs.msg))
+                    cache[name] = values
+                if not any(prog.match(v) for v in values):
+                    ok = False
+                    break
+            if not ok:
+                continue
+            if once is not None:
+                once.add(c.key)
+            res = self._fire(c, pkt, flow, _app_fields(obs.type, fields))
+            if res is _PASS:
+                return []
+            if isinstance(res, Alert):
+                out.append(res)
+        return out
+
+    def _packet_checks_obs(self, c: _Compiled, pkt: Packet, flow: Any, direction: int) -> bool:
+        if c.app is not None:
+            # the observation already proved the protocol; the flow's label may lag behind it
+            saved, c.app = c.app, None
+            try:
+                return self._packet_checks(c, pkt, flow, direction)
+            finally:
+                c.app = saved
+        return self._packet_checks(c, pkt, flow, direction)
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def _fire(self, c: _Compiled, pkt: Packet, flow: Any, app: dict[str, Any] | None) -> Alert | object | None:
+        r = c.rule
+        if r.flowbits and flow is not None:
+            bits: set[str] = flow.ext.setdefault(BITS_KEY, set())
+            for fb in r.flowbits:
+                if fb.op == "set":
+                    bits.update(fb.names)
+                elif fb.op == "unset":
+                    bits.difference_update(fb.names)
+                elif fb.op == "toggle":
+                    for n in fb.names:
+                        bits.symmetric_difference_update((n,))
+        if r.action == "pass":
+            if flow is not None:
+                flow.ext[PASS_KEY] = True
+            return _PASS
+        if r.noalert:
+            return None
+        ext = flow.ext if flow is not None else None
+        for th in (r.detection_filter, r.threshold):
+            if th is not None and not self.thresholds.allow(c.key, th, pkt.ts, pkt.src, pkt.dst, ext):
+                return None
+        ported = pkt.proto == PROTO_TCP or pkt.proto == PROTO_UDP
+        return Alert(
+            ts=pkt.ts,
+            sid=r.sid,
+            gid=r.gid,
+            rev=r.rev,
+            msg=r.msg,
+            classtype=r.classtype,
+            severity=r.priority,
+            src=ip_text(pkt.src),
+            sport=pkt.sport if ported else None,
+            dst=ip_text(pkt.dst),
+            dport=pkt.dport if ported else None,
+            proto=PROTO_NAMES.get(pkt.proto, str(pkt.proto)),
+            community_id=flow.community_id if flow is not None else None,
+            app=app or ({"app": flow.app} if flow is not None and flow.app else {}),
+            rule_file=r.file or None,
+            src_mac=mac_text(pkt.src_mac) or None,
+            action=r.action,
+        )
+
+
+_PASS = object()
+
+
+def _header(r: Rule, pkt: Packet, ports: bool) -> bool:
+    s, d = pkt.src, pkt.dst
+    if (
+        r.src.contains(s)
+        and r.dst.contains(d)
+        and (not ports or (r.sport.contains(pkt.sport) and r.dport.contains(pkt.dport)))
+    ):
+        return True
+    if r.bidirectional:
+        return (
+            r.src.contains(d)
+            and r.dst.contains(s)
+            and (not ports or (r.sport.contains(pkt.dport) and r.dport.contains(pkt.sport)))
+        )
+    return False
+
+
+def _icmp_checks(r: Rule, pkt: Packet) -> bool:
+    if pkt.proto not in (PROTO_ICMP, PROTO_ICMP6) or pkt.icmp_type < 0:
+        return False
+    if r.itype is not None and not r.itype.test(pkt.icmp_type):
+        return False
+    if r.icode is not None and not r.icode.test(pkt.icmp_code):
+        return False
+    if r.icmp_id is not None or r.icmp_seq is not None:
+        if pkt.icmp_type not in _ECHO_TYPES or pkt.l4_off < 0 or len(pkt.data) < pkt.l4_off + 8:
+            return False
+        ident, seq = _ID_SEQ.unpack_from(pkt.data, pkt.l4_off + 4)
+        if r.icmp_id is not None and not r.icmp_id.test(ident):
+            return False
+        if r.icmp_seq is not None and not r.icmp_seq.test(seq):
+            return False
+    return True
+
+
+def _flowbits_ok(r: Rule, flow: Any) -> bool:
+    checks = [fb for fb in r.flowbits if fb.op in ("isset", "isnotset")]
+    if not checks:
+        return True
+    if flow is None:
+        return False
+    bits: set[str] = flow.ext.get(BITS_KEY, set())
+    for fb in checks:
+        present = [n in bits for n in fb.names]
+        hit = any(present) if fb.any_of else all(present)
+        if fb.op == "isnotset":
+            hit = not any(present) if not fb.any_of else not all(present)
+        if not hit:
+            return False
+    return True
+
+
+def _observation_app(obs_type: str, fields: dict[str, Any]) -> str:
+    if obs_type in ("tls_client", "tls_server"):
+        return "quic" if fields.get("quic") else "tls"
+    if obs_type == "dns":
+        return str(fields.get("proto_name") or "dns")
+    return obs_type
+
+
+def _app_fields(obs_type: str, fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: fields[k] for k in APP_FIELDS.get(obs_type, ()) if fields.get(k) is not None}
+
+
+def alerts_from(engine: RuleEngine, items: Iterable[tuple[Packet, Any, int]]) -> list[Alert]:
+    """Run a sequence of (packet, flow, direction) through `on_packet` (tests, benchmarks)."""
+    out: list[Alert] = []
+    for pkt, flow, d in items:
+        out.extend(engine.on_packet(pkt, flow, d))
+    return out
