@@ -247,9 +247,10 @@ _OBS_COMMON: Final = ("ts", "src_mac", "src", "dst", "sport", "dport", "communit
 def to_event(value: Event | dict[str, Any]) -> Event:
     """Convert a replay JSON line (docs/events.md names, a `type` key) to its event Struct.
 
-    `flow`, `device`, `alert`, `health`, `obs` map to their Struct by attribute name; any other type is an
-    observation kind (`dhcp`, `tls_client`, ...) and becomes an `ObservationEvent` whose `fields` hold the
-    rest of the line. Raises `msgspec.ValidationError` naming the field when the line does not fit.
+    `flow`, `device`, `alert`, `health`, `obs` map to their Struct by attribute name (a flow's
+    `community_id` is dropped, see the module docstring); any other type is an observation kind (`dhcp`,
+    `tls_client`, ...) and becomes an `ObservationEvent` whose `fields` hold the rest of the line.
+    Raises `msgspec.ValidationError` naming the field when the line does not fit.
     """
     if isinstance(value, Struct):
         return value
@@ -263,6 +264,8 @@ def to_event(value: Event | dict[str, Any]) -> Event:
         obs["fields"] = {k: v for k, v in value.items() if k != "type" and k not in _OBS_COMMON}
         return msgspec.convert(obs, ObservationEvent)
     args = {k: v for k, v in value.items() if k in cls.__struct_fields__ and v is not None}
+    if cls is FlowEvent:
+        args.pop("community_id", None)  # recomputed by the collector (module docstring)
     try:
         built = cls(**args)
     except TypeError as exc:

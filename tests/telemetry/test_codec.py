@@ -204,7 +204,7 @@ def test_to_event_from_replay_lines() -> None:
             "community_id": "1:x",
         }
     )
-    assert isinstance(flow, FlowEvent) and flow.dport == 2
+    assert isinstance(flow, FlowEvent) and flow.dport == 2 and flow.community_id is None
     obs = to_event(
         {
             "type": "dhcp",

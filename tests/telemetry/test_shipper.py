@@ -98,7 +98,7 @@ async def test_retry_after_is_honoured(tmp_path: Path, receiver: Receiver) -> No
         await asyncio.sleep(0.2)
         receiver.unavailable = False
         await shipper.drain(give_up_after=5)
-    gaps = [b - a for a, b in zip(receiver.requests, receiver.requests[1:])]
+    gaps = [b - a for a, b in zip(receiver.requests, receiver.requests[1:], strict=False)]
     print(f"retry-after 1 s: attempts {len(receiver.requests)}, gaps {[round(g, 2) for g in gaps]}")
     assert ids(receiver.events()) == [0]
     assert gaps and min(gaps) >= 0.95  # backoff alone would retry after ≤ 0.3 s
