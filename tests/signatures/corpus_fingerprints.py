@@ -37,6 +37,7 @@ class Found:
     servers: dict[Key, list[ServerHello]] = field(default_factory=dict)
     ssh: dict[Key, tuple[str, SshKexInit | None, bool]] = field(default_factory=dict)  # banner, kex, client?
     errors: dict[Key, str] = field(default_factory=dict)
+    udp: set[Key] = field(default_factory=set)  # keys of QUIC and DTLS flows
 
     def values(self, kind: str, first_only: bool = False) -> dict[Key, list[str]]:
         """Fingerprints `kind` per sender key, in stream order (two after a HelloRetryRequest)."""
@@ -48,6 +49,10 @@ class Found:
                     j4, j4r = ja4(hello)
                     value = {"ja3": j3h, "ja3_string": j3, "ja4": j4, "ja4_r": j4r}[kind]
                     out.setdefault(key, []).append(value)
+        elif kind == "ja4_2nd":  # the ClientHello that answers a HelloRetryRequest
+            for key, hellos in self.clients.items():
+                if len(hellos) > 1:
+                    out[key] = [ja4(hellos[1])[0]]
         elif kind in ("ja3s", "ja3s_string"):
             for key, shs in self.servers.items():
                 for sh in shs[:1] if first_only else shs:
@@ -96,6 +101,7 @@ def fingerprint_capture(path: Path) -> Found:
         if looks_like_dtls_client_hello(datagrams[0]):
             try:
                 found.clients[key] = [parse_dtls_client_hello(datagrams[0])]
+                found.udp.add(key)
             except DecodeError as exc:
                 found.errors[key] = str(exc)
             continue
@@ -107,6 +113,7 @@ def fingerprint_capture(path: Path) -> Found:
                 hello = reader.feed(datagram)
                 if hello is not None:
                     found.clients[key] = [hello]
+                    found.udp.add(key)
                     break
         except DecodeError as exc:
             found.errors[key] = str(exc)
@@ -118,6 +125,7 @@ def fingerprint_capture(path: Path) -> Found:
                 server = server_reader.feed(datagram)
                 if server is not None:
                     found.servers[reverse] = [server]
+                    found.udp.add(reverse)
                     break
         except DecodeError as exc:
             found.errors[reverse] = str(exc)

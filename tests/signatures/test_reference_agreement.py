@@ -105,12 +105,12 @@ def test_ja3_and_ja3s_agree_with_tshark(corpora: Path) -> None:
 
 
 def test_ja4_agrees_with_foxio_python(corpora: Path) -> None:
-    kinds = ("ja4", "ja4_r")
+    kinds = ("ja4", "ja4_r", "ja4_2nd")
     _agreement(corpora, "FoxIO python", kinds, foxio_python, _sibling("expected/python", ".json"))
 
 
 def test_ja4_agrees_with_foxio_ja4py_run_on_tshark(corpora: Path) -> None:
-    kinds = ("ja4", "ja4_r")
+    kinds = ("ja4", "ja4_r", "ja4_2nd")
     _agreement(corpora, "ja4py+tshark", kinds, foxio_python, _sibling("reference/ja4py", ".json"))
 
 
