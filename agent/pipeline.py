@@ -58,6 +58,7 @@ class Pipeline:
         self.decoded = 0
         self.bytes = 0
         self.fragments = 0
+        self.tunnelled = 0
         self.first_ts: float | None = None
         self.last_ts = 0.0
         self._next_expire = 0.0
@@ -118,6 +119,8 @@ class Pipeline:
         self.decoded += 1
         if pkt.frag:
             self.fragments += 1
+        if pkt.tunnel:
+            self.tunnelled += 1
         flow = None
         d = 0
         if pkt.ip_version and pkt.l4_off >= 0:
@@ -210,6 +213,7 @@ class Pipeline:
             "bytes": self.bytes,
             "errors": dict(sorted(errors.items())),
             "fragments": self.fragments,
+            "tunnelled": self.tunnelled,
             "flows": self.flows.created,
             "flows_evicted": self.flows.evicted,
             "observations": dict(sorted(self.obs_counts.items())),

@@ -62,18 +62,7 @@ def decode(ts: float, linktype: int, data: bytes) -> Packet:
 def _decode_link(pkt: Packet, linktype: int, data: bytes) -> None:
     n = len(data)
     if linktype == LINKTYPE_ETHERNET:
-        if n < 14:
-            raise DecodeError("eth.truncated", f"{n} bytes")
-        pkt.dst_mac = data[0:6]
-        pkt.src_mac = data[6:12]
-        etype = _H(data, 12)[0]
-        off = 14
-        if etype in ETH_VLAN_TYPES:
-            etype, off = _vlans(pkt, data, etype, off)
-        if etype < 0x0600:  # 802.3 length field: LLC frames (STP, CDP), no IP
-            pkt.ethertype = 0
-            return
-        _decode_l3(pkt, etype, data, off)
+        _ethernet(pkt, data, 0)
     elif linktype == LINKTYPE_LINUX_SLL:
         if n < 16:
             raise DecodeError("sll.truncated", f"{n} bytes")
@@ -118,8 +107,23 @@ def _decode_link(pkt: Packet, linktype: int, data: bytes) -> None:
         raise DecodeError("link.unsupported", f"linktype {linktype}")
 
 
+def _ethernet(pkt: Packet, data: bytes, off: int) -> None:
+    if len(data) < off + 14:
+        raise DecodeError("eth.truncated", f"{len(data) - off} bytes", off)
+    pkt.dst_mac = data[off : off + 6]
+    pkt.src_mac = data[off + 6 : off + 12]
+    etype = _H(data, off + 12)[0]
+    off += 14
+    if etype in ETH_VLAN_TYPES:
+        etype, off = _vlans(pkt, data, etype, off)
+    if etype < 0x0600:  # 802.3 length field: LLC frames (STP, CDP), no IP
+        pkt.ethertype = 0
+        return
+    _decode_l3(pkt, etype, data, off)
+
+
 def _vlans(pkt: Packet, data: bytes, etype: int, off: int) -> tuple[int, int]:
-    tags = []
+    tags: list[int] = []
     while etype in ETH_VLAN_TYPES:
         if len(tags) >= MAX_VLAN_TAGS:
             raise DecodeError("vlan.too_many_tags", f"> {MAX_VLAN_TAGS}")
@@ -230,6 +234,9 @@ def _decode_ipv6(pkt: Packet, data: bytes, off: int) -> None:
 
 def _decode_l4(pkt: Packet, proto: int, data: bytes, off: int, end: int) -> None:
     pkt.l4_off = off
+    if proto in _TUNNEL_PROTOS:
+        _tunnel_ip(pkt, proto, data[:end], off)
+        return
     if proto == PROTO_TCP:
         if off + 20 > end:
             raise DecodeError("tcp.truncated", f"{end - off} bytes of header", off)
@@ -262,6 +269,8 @@ def _decode_l4(pkt: Packet, proto: int, data: bytes, off: int, end: int) -> None
         if ulen and ulen - 8 < plen:
             plen = ulen - 8
         pkt.payload_len = plen
+        if (dport in _UDP_TUNNELS or sport in _UDP_TUNNELS) and plen >= 8:
+            _tunnel_udp(pkt, dport if dport in _UDP_TUNNELS else sport, data[: off + 8 + plen], off + 8)
     elif proto == PROTO_ICMP or proto == PROTO_ICMP6:
         if off + 4 > end:
             raise DecodeError("icmp.truncated", f"{end - off} bytes", off)
@@ -273,3 +282,111 @@ def _decode_l4(pkt: Packet, proto: int, data: bytes, off: int, end: int) -> None
     else:
         pkt.payload_off = off
         pkt.payload_len = end - off
+
+
+# --- tunnels -----------------------------------------------------------------------------
+# Sensors often see mirrored traffic (ERSPAN), overlay networks (VXLAN) or mobile backhaul
+# (GTP-U); the devices are inside. Decapsulation restarts the decode at the inner header,
+# bounded so that nested tunnels cannot recurse without end.
+MAX_TUNNEL_DEPTH = 4
+PROTO_GRE = 47
+_TUNNEL_PROTOS = frozenset((4, 41, PROTO_GRE))  # IPv4-in-IP (RFC 2003), IPv6-in-IP (RFC 4213), GRE
+VXLAN_PORT = 4789  # RFC 7348
+GTPU_PORT = 2152  # 3GPP TS 29.281
+_UDP_TUNNELS = frozenset((VXLAN_PORT, GTPU_PORT))
+_GRE_TEB = 0x6558  # transparent Ethernet bridging
+_GRE_ERSPAN2 = 0x88BE
+_GRE_ERSPAN3 = 0x22EB
+
+
+def _inner(pkt: Packet) -> None:
+    pkt.tunnel += 1
+    if pkt.tunnel > MAX_TUNNEL_DEPTH:
+        raise DecodeError("tunnel.too_deep", f"> {MAX_TUNNEL_DEPTH}")
+    pkt.frag = False
+    pkt.sport = pkt.dport = pkt.tcp_flags = 0
+    pkt.icmp_type = pkt.icmp_code = -1
+    pkt.payload_off = pkt.payload_len = 0
+
+
+def _tunnel_ip(pkt: Packet, proto: int, data: bytes, off: int) -> None:
+    _inner(pkt)
+    if proto == 4:
+        _decode_ipv4(pkt, data, off)
+    elif proto == 41:
+        _decode_ipv6(pkt, data, off)
+    else:
+        _gre(pkt, data, off)
+
+
+def _gre(pkt: Packet, data: bytes, off: int) -> None:
+    # RFC 2784 / 2890: flags C(checksum) K(key) S(sequence) add 4 bytes each.
+    if off + 4 > len(data):
+        raise DecodeError("gre.truncated", offset=off)
+    flags, ptype = _HH(data, off)
+    if flags & 0x0007 > 1:
+        raise DecodeError("gre.bad_version", str(flags & 7), off)
+    o = off + 4
+    if flags & 0x8000:
+        o += 4
+    if flags & 0x2000:
+        o += 4
+    if flags & 0x1000:
+        o += 4
+    if flags & 0x0007 == 1:  # enhanced GRE (PPTP): not a tunnel we look into
+        raise DecodeError("gre.unsupported", "PPTP", off)
+    if ptype == ETH_IPV4:
+        _decode_ipv4(pkt, data, o)
+    elif ptype == ETH_IPV6:
+        _decode_ipv6(pkt, data, o)
+    elif ptype == _GRE_TEB:
+        _ethernet(pkt, data, o)
+    elif ptype == _GRE_ERSPAN2:
+        # ERSPAN type II: 8-byte header; without the S bit there is no header at all (type I).
+        _ethernet(pkt, data, o + 8 if flags & 0x1000 else o)
+    elif ptype == _GRE_ERSPAN3:
+        if o + 12 > len(data):
+            raise DecodeError("erspan.truncated", offset=o)
+        hl = 12 + (8 if data[o + 11] & 0x01 else 0)  # O bit: optional platform subheader
+        _ethernet(pkt, data, o + hl)
+    else:
+        raise DecodeError("gre.unsupported", f"protocol 0x{ptype:04x}", off)
+
+
+def _tunnel_udp(pkt: Packet, port: int, data: bytes, off: int) -> None:
+    if port == VXLAN_PORT:
+        if not data[off] & 0x08:  # I flag: a valid VNI; otherwise not VXLAN
+            return
+        _inner(pkt)
+        _ethernet(pkt, data, off + 8)
+        return
+    # GTP-U v1: version 1, PT=1, message type 255 (T-PDU) carries user IP packets.
+    flags = data[off]
+    if flags >> 5 != 1 or not flags & 0x10 or data[off + 1] != 0xFF:
+        return
+    o = off + 8
+    if flags & 0x07:
+        if o + 4 > len(data):
+            raise DecodeError("gtp.truncated", offset=o)
+        nxt = data[o + 3]
+        o += 4
+        hops = 0
+        while nxt:
+            if o + 1 > len(data) or hops >= 8:  # TS 29.281 defines a handful of extension types
+                raise DecodeError("gtp.bad_extension", offset=o)
+            ln = data[o] * 4
+            if ln == 0 or o + ln > len(data):
+                raise DecodeError("gtp.bad_extension", offset=o)
+            nxt = data[o + ln - 1]
+            o += ln
+            hops += 1
+    if o >= len(data):
+        return
+    v = data[o] >> 4
+    _inner(pkt)
+    if v == 4:
+        _decode_ipv4(pkt, data, o)
+    elif v == 6:
+        _decode_ipv6(pkt, data, o)
+    else:
+        raise DecodeError("gtp.bad_inner", f"version {v}", o)

@@ -33,13 +33,14 @@ from capture.packet import (
 
 @dataclass(frozen=True, slots=True)
 class FlowConfig:
-    """Timeouts in seconds. Defaults follow Zeek (tcp_inactivity_timeout 5 min, udp and icmp 1 min,
-    tcp_close_delay 5 s) and NetFlow's 30-minute active timeout."""
+    """Timeouts in seconds. Defaults follow Zeek (tcp_inactivity_timeout 5 min, udp and icmp 1 min)
+    and NetFlow's 30-minute active timeout. A closed TCP connection lingers for Linux's TIME_WAIT
+    (TCP_TIMEWAIT_LEN, 60 s) so late retransmissions and RSTs stay with it."""
 
     tcp_timeout: float = 300.0
     udp_timeout: float = 60.0
     other_timeout: float = 60.0
-    closed_linger: float = 5.0
+    closed_linger: float = 60.0
     active_timeout: float = 1800.0
     max_flows: int = 200_000
     stream_depth: int = 4096

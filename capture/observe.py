@@ -46,7 +46,7 @@ class Observation:
 
 
 # Per-direction TCP application state.
-_UNDECIDED, _TLS, _HTTP, _SSH, _SSH_KEX, _DONE = 0, 1, 2, 3, 4, 5
+_UNDECIDED, _TLS, _HTTP, _SSH, _SSH_KEX, _TLS_AGAIN, _DONE = 0, 1, 2, 3, 4, 5, 6
 # RFC 7230 sets no limit; h11's DEFAULT_MAX_INCOMPLETE_EVENT_SIZE (16 KiB) bounds a request head.
 MAX_HTTP_HEAD = 16 * 1024
 # QUIC: the client's Initial(s) come in the first datagrams; look no further than this.
@@ -273,9 +273,18 @@ class Observer:
                         st[d] = _DONE
                         self.errors["tls.hello_past_stream_depth"] += 1
                     return None
-                st[d] = _DONE
                 flow.app = "tls"
-                return [self._obs("tls_client" if d == 0 else "tls_server", pkt, flow, d, hello, hello.fields())]
+                st[d] = _DONE
+                if d == 0:
+                    # After a HelloRetryRequest the client sends a second ClientHello (RFC 8446 §4.1.4).
+                    end = _handshake_end(stream, 0)
+                    if end > 0:
+                        flow.ext["tls_next"] = end
+                        st[d] = _TLS_AGAIN
+                kind = "tls_client" if d == 0 else "tls_server"
+                return [self._obs(kind, pkt, flow, d, hello, hello.fields())]
+            if s == _TLS_AGAIN:
+                return self._second_hello(pkt, flow, stream, st, full)
             if s == _SSH:
                 got = parse_ssh_banner(stream, allow_preamble=d == 1)
                 if got is None:
@@ -303,6 +312,28 @@ class Observer:
             st[d] = _DONE
         return None
 
+    def _second_hello(
+        self, pkt: Packet, flow: Flow, stream: bytes, st: list[int], full: bool
+    ) -> list[Observation] | None:
+        off = flow.ext["tls_next"]
+        while off + 5 <= len(stream) and stream[off] == _TLS_CCS:
+            off += 5 + ((stream[off + 3] << 8) | stream[off + 4])
+        flow.ext["tls_next"] = off
+        if off + 6 > len(stream):
+            if full:
+                st[0] = _DONE
+            return None
+        if stream[off] != _TLS_HANDSHAKE or stream[off + 5] != 1:
+            st[0] = _DONE  # application data or a later handshake: no second hello
+            return None
+        hello = parse_client_hello(stream[off:])
+        if hello is None:
+            if full:
+                st[0] = _DONE
+            return None
+        st[0] = _DONE
+        return [self._obs("tls_client", pkt, flow, 0, hello, hello.fields())]
+
     def _kex(self, pkt: Packet, flow: Flow, d: int, stream: bytes, st: list[int], banner: str) -> Observation | None:
         flow.ext[f"ssh_banner{d}"] = banner
         kex = parse_ssh_kexinit(stream, flow.ext[f"ssh_end{d}"])
@@ -318,6 +349,11 @@ class Observer:
     def _http(self, pkt: Packet, flow: Flow, d: int, st: list[int]) -> list[Observation] | None:
         if d != 0:
             return None
+        seq = pkt.tcp_seq
+        nxt = flow.ext.get("http_next")
+        if nxt is not None and (seq - nxt) & 0xFFFFFFFF >= 0x80000000:
+            return None  # a retransmission of bytes already parsed
+        flow.ext["http_next"] = (seq + pkt.payload_len) & 0xFFFFFFFF
         payload = pkt.payload
         carry: bytes | None = flow.ext.get("http_carry")
         if carry:
@@ -389,6 +425,28 @@ class Observer:
         ob = self._obs("ndp", pkt, flow, 0, None, {"ndp_type": _NDP_NAMES[t], "target": target, "lladdr": lladdr})
         ob.fields["proto"] = "icmp6"
         return ob
+
+
+_TLS_CCS = 0x14
+_TLS_HANDSHAKE = 0x16
+
+
+def _handshake_end(stream: bytes, off: int) -> int:
+    """Offset just past the records holding the first handshake message at `off`, or -1."""
+    need = -1
+    got = 0
+    n = len(stream)
+    while off + 5 <= n and stream[off] == _TLS_HANDSHAKE:
+        rlen = (stream[off + 3] << 8) | stream[off + 4]
+        if need < 0:
+            if off + 9 > n:
+                return -1
+            need = 4 + int.from_bytes(stream[off + 6 : off + 9], "big")
+        got += rlen
+        off += 5 + rlen
+        if got >= need:
+            return off if off <= n else -1
+    return -1
 
 
 def _role(d: int) -> str:

@@ -58,6 +58,7 @@ class Packet:
         "tcp_window",
         "ts",
         "ttl",
+        "tunnel",
         "vlans",
     )
 
@@ -90,6 +91,7 @@ class Packet:
         self.icmp_code = -1
         self.payload_off = 0
         self.payload_len = 0
+        self.tunnel = 0  # encapsulations removed (GRE, ERSPAN, VXLAN, GTP-U, IP-in-IP)
 
     @property
     def payload(self) -> bytes:
