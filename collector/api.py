@@ -25,7 +25,7 @@ from collector.store.base import DEFAULT_LIMIT, DEVICE_SORTS, MAX_LIMIT
 log = logging.getLogger("veille.collector.api")
 API_PREFIX = "/api/v1/"
 INGEST_PATH = "/api/v1/ingest"
-PRINCIPAL = "veille.principal"
+PRINCIPAL = web.RequestKey("principal", Principal)
 # Top-talkers window when `since` is not given: the last day.
 DEFAULT_TALKERS_WINDOW = 86400.0
 MAX_TALKERS = 100
@@ -46,8 +46,8 @@ def bad_parameter(name: str, detail: str) -> web.HTTPException:
 
 def principal(request: web.Request) -> Principal:
     """The authenticated caller (set by `auth_middleware`)."""
-    who = request.get(PRINCIPAL)
-    if not isinstance(who, Principal):
+    who: Principal | None = request.get(PRINCIPAL)
+    if who is None:
         raise _json_error(web.HTTPUnauthorized, "unauthorized", "no operator token")
     return who
 

@@ -16,6 +16,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -30,7 +31,7 @@ from collector.store import SqlStore, StoreError, make_store
 log = logging.getLogger("veille.collector")
 # aiohttp would otherwise decompress request bodies itself, before the handler: the signature covers the
 # bytes as sent and decompression must run under our cap. Pass these to any runner/TestServer of the app.
-SERVER_OPTIONS: dict[str, bool] = {"auto_decompress": False}
+SERVER_OPTIONS: dict[str, Any] = {"auto_decompress": False}
 
 
 async def healthz(request: web.Request) -> web.Response:

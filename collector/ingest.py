@@ -28,6 +28,7 @@ from telemetry.errors import SchemaError, TelemetryError
 from telemetry.signing import AGENT_ID_RE, HEADER_AGENT, AgentCredential, verify
 
 log = logging.getLogger("veille.collector.ingest")
+_LEAKED_DECODE_ERRORS = (ValueError, RecursionError)
 # Read size per chunk while enforcing the body cap.
 _CHUNK = 64 * 1024
 
@@ -115,6 +116,11 @@ async def _ingest(request: web.Request) -> tuple[web.Response, str | None]:
     except TelemetryError as exc:
         await _note_rejected(request, agent_id, exc.reason, now)
         return _tag(_telemetry_refusal(exc), exc.reason)
+    except _LEAKED_DECODE_ERRORS as exc:
+        # decode_batch lets msgspec's UnicodeDecodeError (invalid UTF-8 in a string) through; still the
+        # client's fault, so still a 422.
+        await _note_rejected(request, agent_id, "schema", now)
+        return _tag(_telemetry_refusal(SchemaError("$", f"undecodable value: {exc}")), "schema")
     if batch.agent_id != agent_id:
         await _note_rejected(request, agent_id, "agent_mismatch", now)
         return _tag(

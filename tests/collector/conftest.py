@@ -23,7 +23,6 @@ import pytest
 from collector.app import RunningCollector, run_collector
 from collector.auth import hash_token, new_token
 from collector.config import CollectorConfig, Limits
-from collector.store import make_store
 from telemetry.codec import compress, encode_batch, new_batch
 from telemetry.schema import (
     AlertEvent,
@@ -210,7 +209,10 @@ def flow(i: int, src_mac: str = "02:00:00:00:00:01", bytes_fwd: int = 1000, byte
 
 
 def device(
-    mac: str, last_seen: float = T0 + 60, vendor: str = "Apple", device_type: str = "phone",
+    mac: str,
+    last_seen: float = T0 + 60,
+    vendor: str = "Apple",
+    device_type: str = "phone",
     evidence_value: str = "1,121,3,6,15,119,252",
 ) -> DeviceEvent:
     return DeviceEvent(
@@ -232,11 +234,20 @@ def device(
 
 def alert(i: int, sid: int = 2100498, severity: int = 2, src_mac: str = "02:00:00:00:00:01") -> AlertEvent:
     return AlertEvent(
-        ts=T0 + i, sid=sid, msg="GPL ATTACK_RESPONSE id check returned root", severity=severity,
-        src="192.0.2.10", sport=40000, dst="198.51.100.7", dport=80, proto="tcp", src_mac=src_mac,
+        ts=T0 + i,
+        sid=sid,
+        msg="GPL ATTACK_RESPONSE id check returned root",
+        severity=severity,
+        src="192.0.2.10",
+        sport=40000,
+        dst="198.51.100.7",
+        dport=80,
+        proto="tcp",
+        src_mac=src_mac,
     )
 
 
 def health(i: int = 0) -> HealthEvent:
-    return HealthEvent(ts=T0 + i, packets=1000 * (i + 1), drops_kernel=3, cpu=12.5, rss=40_000_000,
-                       agent_version="0.1.0")
+    return HealthEvent(
+        ts=T0 + i, packets=1000 * (i + 1), drops_kernel=3, cpu=12.5, rss=40_000_000, agent_version="0.1.0"
+    )

@@ -32,8 +32,15 @@ async def test_signed_batch_is_stored_once_and_duplicate_is_ignored(harness: Har
     assert payload == {"status": "ok", "seq": seq, "duplicate": False, "events": 54}
     first = await counts(harness)
     # 50 flows, each counted for the source device and for the gateway MAC.
-    assert first == {"batches": 1, "alerts": 2, "health": 1, "devices": 1, "evidence": 2, "observations": 0,
-                     "flows": 100}
+    assert first == {
+        "batches": 1,
+        "alerts": 2,
+        "health": 1,
+        "devices": 1,
+        "evidence": 2,
+        "observations": 0,
+        "flows": 100,
+    }
     status, payload, _ = await harness.post(agent, body, encoding="gzip")
     assert status == 200
     assert payload["duplicate"] is True
@@ -71,9 +78,15 @@ async def test_refusals_name_the_problem(harness: Harness) -> None:
 
 async def test_schema_error_names_the_field(harness: Harness) -> None:
     agent = await harness.agent("school-a")
-    raw = {"schema": 2, "agent_id": agent.agent_id, "site": "school-a", "seq": 1, "created": 1.0,
-           "events": [{"type": "alert", "ts": 1.0, "sid": 1, "msg": "x"}] * 3
-           + [{"type": "alert", "ts": 1.0, "sid": "one", "msg": "x"}]}
+    raw = {
+        "schema": 2,
+        "agent_id": agent.agent_id,
+        "site": "school-a",
+        "seq": 1,
+        "created": 1.0,
+        "events": [{"type": "alert", "ts": 1.0, "sid": 1, "msg": "x"}] * 3
+        + [{"type": "alert", "ts": 1.0, "sid": "one", "msg": "x"}],
+    }
     status, payload, _ = await harness.post(agent, msgpack.packb(raw))
     assert status == 422
     assert payload["error"] == "schema"
@@ -158,11 +171,9 @@ async def test_per_agent_rate_limit_answers_429_with_retry_after(tmp_path) -> No
 async def test_device_updates_merge_latest_classification(harness: Harness) -> None:
     agent = await harness.agent("school-a")
     mac = "02:00:00:00:00:01"
-    await harness.send(agent, [device(mac, last_seen=1_700_000_100.0, device_type="tablet",
-                                      evidence_value="dhcp-new")])
+    await harness.send(agent, [device(mac, last_seen=1_700_000_100.0, device_type="tablet", evidence_value="dhcp-new")])
     # An older update arriving later must not overwrite the newer classification, but adds its evidence.
-    await harness.send(agent, [device(mac, last_seen=1_700_000_050.0, device_type="phone",
-                                      evidence_value="dhcp-old")])
+    await harness.send(agent, [device(mac, last_seen=1_700_000_050.0, device_type="phone", evidence_value="dhcp-old")])
     found = await harness.store.device("school-a", mac)
     assert found["device_type"] == "tablet"
     assert found["last_seen"] == 1_700_000_100.0
