@@ -55,6 +55,8 @@ def decode_batch(data: bytes, max_events: int = MAX_EVENTS) -> Batch:
         raise _schema_error(str(exc)) from None
     except msgspec.DecodeError as exc:
         raise SchemaError("$", f"not MessagePack: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SchemaError("$", f"a string is not UTF-8: {exc.reason} at byte {exc.start}") from None
     except RecursionError:
         raise SchemaError("$", "nested too deeply") from None
     if batch.schema not in SUPPORTED_VERSIONS:
