@@ -19,9 +19,9 @@ from capture.protocols.tls import (
     ServerHello,
     looks_like_dtls_client_hello,
     looks_like_tls,
-    parse_dtls_client_hello,
     parse_client_hello,
     parse_client_hellos,
+    parse_dtls_client_hello,
     parse_server_hello,
     parse_server_hellos,
 )
