@@ -88,23 +88,25 @@ def opt_list(code: int, values: Sequence[int]) -> DhcpOption:
     return (code, bytes(values))
 
 
+def _compressed(pkt: DNS) -> bytes:
+    return bytes(dns_compress(pkt))  # type: ignore[no-untyped-call]
+
+
 def dns_query(qid: int, name: str, qtype: str = "A", rd: int = 1) -> bytes:
     return bytes(DNS(id=qid, rd=rd, qd=[DNSQR(qname=name, qtype=qtype)]))
 
 
-def dns_answer(
-    qid: int, name: str, qtype: str, answers: Sequence[tuple[str, str, int, str]], rcode: int = 0
-) -> bytes:
+def dns_answer(qid: int, name: str, qtype: str, answers: Sequence[tuple[str, str, int, str]], rcode: int = 0) -> bytes:
     """A recursive resolver's compressed answer; `answers` are (name, type, ttl, data)."""
     rrs = [DNSRR(rrname=n, type=t, ttl=ttl, rdata=d) for n, t, ttl, d in answers]
     pkt = DNS(id=qid, qr=1, rd=1, ra=1, rcode=rcode, qd=[DNSQR(qname=name, qtype=qtype)], an=rrs)
-    return bytes(dns_compress(pkt))
+    return _compressed(pkt)
 
 
 def mdns_query(names: Sequence[tuple[str, str]], qu: bool = False) -> bytes:
     """An mDNS query (id 0); `qu` sets the unicast-response bit (RFC 6762 5.4)."""
     qd = [DNSQR(qname=n, qtype=t, unicastresponse=1 if qu else 0) for n, t in names]
-    return bytes(dns_compress(DNS(id=0, rd=0, qd=qd)))
+    return _compressed(DNS(id=0, rd=0, qd=qd))
 
 
 def mdns_service(
@@ -127,7 +129,7 @@ def mdns_service(
         rrs.append(DNSRR(rrname=f"{host}.local", type="A", cacheflush=1, ttl=120, rdata=ipv4))
     if ipv6:
         rrs.append(DNSRR(rrname=f"{host}.local", type="AAAA", cacheflush=1, ttl=120, rdata=ipv6))
-    return bytes(dns_compress(DNS(id=0, qr=1, aa=1, rd=0, an=rrs)))
+    return _compressed(DNS(id=0, qr=1, aa=1, rd=0, qd=[], an=rrs))
 
 
 def llmnr_query(qid: int, name: str, qtype: str = "A") -> bytes:
@@ -135,9 +137,7 @@ def llmnr_query(qid: int, name: str, qtype: str = "A") -> bytes:
 
 
 def llmnr_answer(qid: int, name: str, ip: str) -> bytes:
-    return bytes(
-        LLMNRResponse(id=qid, qd=[DNSQR(qname=name)], an=[DNSRR(rrname=name, type="A", ttl=30, rdata=ip)])
-    )
+    return bytes(LLMNRResponse(id=qid, qd=[DNSQR(qname=name)], an=[DNSRR(rrname=name, type="A", ttl=30, rdata=ip)]))
 
 
 def nb_encode(name: str, suffix: int) -> bytes:

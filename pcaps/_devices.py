@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pcaps._wire import ANDROID, APPLE, EMBEDDED, LINUX, SERVER, WINDOWS, Stack
+from pcaps._wire import ANDROID, APPLE, EMBEDDED, LINUX, WINDOWS, Stack
 
 GATEWAY_IP = "192.0.2.1"
 GATEWAY_MAC = "00:1b:54:0a:00:01"  # Cisco Systems (router, DHCP and DNS server of the site)
@@ -211,8 +211,7 @@ SERVERS: dict[str, str] = {
 }
 
 UA_CHROME_WIN = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/131.0.0.0 Safari/537.36"
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 )
 UA_EDGE_WIN = UA_CHROME_WIN + " Edg/131.0.0.0"
 UA_SAFARI_IOS = (
@@ -228,12 +227,10 @@ UA_SAFARI_MAC = (
     "Version/17.6 Safari/605.1.15"
 )
 UA_CHROME_ANDROID = (
-    "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/131.0.0.0 Mobile Safari/537.36"
+    "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36"
 )
 UA_CHROMEOS = (
-    "Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/131.0.0.0 Safari/537.36"
+    "Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 )
 UA_FIREFOX_LINUX = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 UA_ANDROID_PROBE = (

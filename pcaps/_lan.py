@@ -38,15 +38,20 @@ class Lan:
         gateway_ip: str = GATEWAY_IP,
         gateway_mac: str = GATEWAY_MAC,
         resolver_ip: str = GATEWAY_IP,
+        netmask: str = "255.255.255.0",
+        broadcast: str = "192.0.2.255",
     ) -> None:
         self.rng = rng
         self.gw = Host(gateway_mac, gateway_ip, SERVER)
         self.resolver_ip = resolver_ip
+        self.netmask = netmask
+        self.broadcast = broadcast
         self._xid = 0
         self._dns_id = 0x1F00
 
     def host(self, dev: Device) -> Host:
-        return Host(dev.mac, dev.ip, dev.stack)
+        # TCP timestamp clocks start at an arbitrary value per host (RFC 7323 5.4).
+        return Host(dev.mac, dev.ip, dev.stack, ts_clock=self.rng.getrandbits(31))
 
     def server(self, name_or_ip: str) -> Host:
         ip = SERVERS.get(name_or_ip, name_or_ip)
@@ -93,8 +98,8 @@ class Lan:
             A.opt_u32(51, 86400),
             A.opt_u32(58, 43200),
             A.opt_u32(59, 75600),
-            A.opt_ip(1, "255.255.255.0"),
-            A.opt_ip(28, "192.0.2.255"),
+            A.opt_ip(1, self.netmask),
+            A.opt_ip(28, self.broadcast),
             A.opt_ip(3, self.gw.ip),
             A.opt_ip(6, self.resolver_ip),
             A.opt_str(15, DOMAIN),
@@ -168,7 +173,7 @@ class Lan:
         udp(cur, h, SSDP_MAC, SSDP_IP, sport, 1900, payload, gap_s, ttl=4 if h.stack.name == "windows" else 1)
 
     def nbns(self, cur: Cursor, h: Host, payload: bytes, gap_s: float = 0.05) -> None:
-        udp(cur, h, ETH_BROADCAST, "192.0.2.255", 137, 137, payload, gap_s)
+        udp(cur, h, ETH_BROADCAST, self.broadcast, 137, 137, payload, gap_s)
 
     def llmnr(self, cur: Cursor, h: Host, name: str) -> None:
         udp(cur, h, LLMNR_MAC, LLMNR_IP, 49152 + self.rng.randrange(16000), 5355,
@@ -247,7 +252,13 @@ class Lan:
         udp(cur, h, self.gw.mac, srv.ip, sport, 443, T.quic_initial(self.rng, sni), 0.01)
         # Server's Initial+Handshake coalesced datagram (opaque protected bytes).
         body = self.rng.randbytes(1100)
-        reply = b"\xc1\x00\x00\x00\x01\x00\x08" + self.rng.randbytes(8) + b"\x00" + (0x4000 | len(body)).to_bytes(2, "big") + body
+        reply = (
+            b"\xc1\x00\x00\x00\x01\x00\x08"
+            + self.rng.randbytes(8)
+            + b"\x00"
+            + (0x4000 | len(body)).to_bytes(2, "big")
+            + body
+        )
         udp(cur, srv, h.mac, h.ip, 443, sport, reply, 0.02)
         for _ in range(6):
             udp(cur, h, self.gw.mac, srv.ip, sport, 443, b"\x40" + self.rng.randbytes(40), 0.01)

@@ -230,7 +230,7 @@ def neighbour_refresh(lan: Lan, trace: Trace, until_s: float) -> None:
         t = 60.0 + rng.random() * 60
         while t < until_s:
             cur = trace.cursor(t)
-            if d.key == "pixel_random_a" and t > 1150 or d.key == "pixel_random_b" and t < 1250:
+            if (d.key == "pixel_random_a" and t > 1150) or (d.key == "pixel_random_b" and t < 1250):
                 t += 90
                 continue
             lan.arp_resolve(cur, d.mac, d.ip, lan.gw.mac, lan.gw.ip)

@@ -154,13 +154,20 @@ def firefox_hello(rng: random.Random, sni: str) -> bytes:
         ext(34, _vec16(_u16list((0x0403, 0x0503, 0x0603, 0x0203)))),
         _key_share(rng, (29, 23)),
         ext(43, _vec8(_u16list((0x0304, 0x0303)))),
-        ext(13, _vec16(_u16list((0x0403, 0x0503, 0x0603, 0x0804, 0x0805, 0x0806,
-                                 0x0401, 0x0501, 0x0601, 0x0203, 0x0201)))),  # fmt: skip
+        ext(
+            13,
+            _vec16(_u16list((0x0403, 0x0503, 0x0603, 0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601, 0x0203, 0x0201))),
+        ),
         ext(45, b"\x01\x01"),
         ext(28, b"\x40\x01"),
         ext(27, b"\x06\x00\x01\x00\x02\x00\x03"),
-        ext(65037, b"\x00\x00\x01\x00\x01" + bytes([rng.getrandbits(8)])
-            + _vec16(rng.randbytes(32)) + _vec16(rng.randbytes(239))),  # fmt: skip
+        ext(
+            65037,
+            b"\x00\x00\x01\x00\x01"
+            + bytes([rng.getrandbits(8)])
+            + _vec16(rng.randbytes(32))
+            + _vec16(rng.randbytes(239)),
+        ),
     ]
     return record(22, 0x0301, handshake(1, client_hello_body(rng, FIREFOX_CIPHERS, exts)))
 
@@ -183,8 +190,10 @@ def safari_hello(rng: random.Random, sni: str) -> bytes:
         ext(11, b"\x01\x00"),
         alpn_ext(("h2", "http/1.1")),
         ext(5, b"\x01\x00\x00\x00\x00"),
-        ext(13, _vec16(_u16list((0x0403, 0x0804, 0x0401, 0x0503, 0x0203, 0x0805, 0x0805,
-                                 0x0501, 0x0806, 0x0601, 0x0201)))),  # fmt: skip
+        ext(
+            13,
+            _vec16(_u16list((0x0403, 0x0804, 0x0401, 0x0503, 0x0203, 0x0805, 0x0805, 0x0501, 0x0806, 0x0601, 0x0201))),
+        ),
         ext(18, b""),
         _key_share(rng, (g_group, 29)),
         ext(45, b"\x01\x01"),
@@ -207,8 +216,14 @@ def schannel_hello(rng: random.Random, sni: str) -> bytes:
         ext(5, b"\x01\x00\x00\x00\x00"),
         ext(10, _vec16(_u16list((29, 23, 24)))),
         ext(11, b"\x01\x00"),
-        ext(13, _vec16(_u16list((0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0201,
-                                 0x0403, 0x0503, 0x0203, 0x0202, 0x0601, 0x0603)))),  # fmt: skip
+        ext(
+            13,
+            _vec16(
+                _u16list(
+                    (0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0201, 0x0403, 0x0503, 0x0203, 0x0202, 0x0601, 0x0603)
+                )
+            ),
+        ),
         ext(35, b""),
         alpn_ext(("h2", "http/1.1")),
         ext(23, b""),

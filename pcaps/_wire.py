@@ -64,9 +64,7 @@ def _pcapng_option(code: int, value: bytes) -> bytes:
     return struct.pack("<HH", code, len(value)) + value + b"\x00" * ((-len(value)) % 4)
 
 
-def pcapng_bytes(
-    records: Iterable[Record], linktype: int, snaplen: int = DEFAULT_SNAPLEN, comment: str = ""
-) -> bytes:
+def pcapng_bytes(records: Iterable[Record], linktype: int, snaplen: int = DEFAULT_SNAPLEN, comment: str = "") -> bytes:
     """A little-endian pcapng file: SHB, one IDB (microsecond resolution), one EPB per record."""
     shb_opts = _pcapng_option(4, b"veille pcaps/generate.py")  # shb_userappl
     if comment:
