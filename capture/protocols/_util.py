@@ -8,6 +8,7 @@ as python-zeroconf does with its DECODE_EXCEPTIONS.
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
@@ -16,8 +17,6 @@ from capture.errors import DECODE_EXCEPTIONS, DecodeError
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-_TRUNCATION = (IndexError,)
 
 # RFC 1035 §2.3.4: a name is at most 255 octets on the wire, a label at most 63.
 MAX_NAME_OCTETS = 255
@@ -33,28 +32,21 @@ def boundary(proto: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Wrap a parser so that anything but a value becomes a `DecodeError` named after `proto`."""
 
     def wrap(func: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(func)
         def parse(*args: P.args, **kwargs: P.kwargs) -> R:
             try:
                 return func(*args, **kwargs)
             except DecodeError:
                 raise
-            except _TRUNCATION as exc:
-                raise DecodeError(f"{proto}.truncated", str(exc)) from exc
             except DECODE_EXCEPTIONS as exc:
-                slug = "truncated" if "requires a buffer" in str(exc) else "malformed"
+                # An index or unpack past the end means the message was cut short.
+                cut = isinstance(exc, IndexError) or "requires a buffer" in str(exc)
+                slug = "truncated" if cut else "malformed"
                 raise DecodeError(f"{proto}.{slug}", str(exc)) from exc
 
-        parse.__name__ = func.__name__
-        parse.__qualname__ = func.__qualname__
-        parse.__doc__ = func.__doc__
         return parse
 
     return wrap
-
-
-def text(raw: bytes) -> str:
-    """Wire text as str: UTF-8 with replacement characters, never raises."""
-    return raw.decode("utf-8", "replace")
 
 
 def mac_text(raw: bytes) -> str:
@@ -83,6 +75,12 @@ def read_name(
     length are capped. `cache` maps an offset to the labels decoded there and their wire
     octets, shared by all names of one message.
     """
+    first = buf[off]
+    if first >= 0xC0:
+        # Fast path: a pointer to a name already decoded (and checked) in this message.
+        hit = cache.get(((first & 0x3F) << 8) | buf[off + 1])
+        if hit is not None:
+            return hit[0], off + 2
     labels: list[str] = []
     sizes: list[int] = []
     starts: list[int] = []

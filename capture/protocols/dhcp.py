@@ -97,8 +97,9 @@ class DhcpMessage:
         return None if t is None else MSG_TYPE_NAMES.get(t, str(t))
 
     @property
-    def client_mac(self) -> str:
-        return mac_text(self.chaddr[: min(self.hlen, 16)])
+    def client_mac(self) -> str | None:
+        """chaddr cut to hlen (at most the field's 16 octets); None when hlen is 0."""
+        return mac_text(self.chaddr[: min(self.hlen, 16)]) if self.hlen else None
 
     @property
     def hostname(self) -> str | None:

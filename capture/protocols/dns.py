@@ -152,6 +152,8 @@ def _rdata(
     if rtype == TYPE_SOA:
         mname, moff = read_name(buf, off, proto, cache)
         rname, roff = read_name(buf, moff, proto, cache)
+        if roff + _SOA.size > end:
+            raise DecodeError(f"{proto}.bad_rdata", "SOA numbers run past the record", roff)
         nums = _SOA.unpack_from(buf, roff)
         return " ".join([name_text(mname), name_text(rname), *map(str, nums)]), ()
     if rtype == TYPE_NSEC:

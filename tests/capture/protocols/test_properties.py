@@ -28,7 +28,10 @@ def _mdns(b: bytes) -> object:
 
 
 PARSERS: dict[str, tuple[Callable[[bytes], object], list[bytes]]] = {
-    "dhcp": (parse_dhcp, [test_dhcp.DISCOVER, test_dhcp.bootp(b"\x34\x01\x03\xff", file=b"\x0c\x01a" * 42 + b"\x00\x00")]),
+    "dhcp": (
+        parse_dhcp,
+        [test_dhcp.DISCOVER, test_dhcp.bootp(b"\x34\x01\x03\xff", file=b"\x0c\x01a" * 42 + b"\x00\x00")],
+    ),
     "dhcp6": (parse_dhcp6, [test_dhcp6.SOLICIT, test_dhcp6.relay(test_dhcp6.SOLICIT)]),
     "dns": (parse_dns, [test_dns.QUERY, test_dns.RESPONSE]),
     "mdns": (_mdns, [test_dns.RESPONSE]),
@@ -92,6 +95,6 @@ def test_random_bytes_after_a_valid_header(name: str, payload: bytes) -> None:
         "dhcp": test_dhcp.DISCOVER[:240],
         "dhcp6": b"\x01\x00\x00\x01",
         "dns": b"\x00\x01\x81\x80\x00\x01\x00\x02\x00\x00\x00\x01",
-        "nbns": test_nbns.QUERY[:12 + 34],
+        "nbns": test_nbns.QUERY[: 12 + 34],
     }[name]
     _check(name, prefix + payload)
