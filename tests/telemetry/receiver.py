@@ -36,6 +36,7 @@ class Receiver:
     retry_after: str | None = "1"
     reject_seqs: set[int] = field(default_factory=set)
     tamper: bool = False
+    lose_ack: set[int] = field(default_factory=set)  # store these seqs, then answer 503 once
     ssl_context: object | None = None
     batches: dict[tuple[str, int], Batch] = field(default_factory=dict)
     order: list[tuple[str, int]] = field(default_factory=list)
@@ -77,6 +78,9 @@ class Receiver:
             return web.json_response({"status": "ok", "seq": batch.seq, "duplicate": True})
         self.batches[key] = batch
         self.order.append(key)
+        if batch.seq in self.lose_ack:
+            self.lose_ack.discard(batch.seq)
+            return web.json_response({"error": "unavailable"}, status=503)
         return web.json_response({"status": "ok", "seq": batch.seq, "duplicate": False})
 
     async def start(self) -> None:

@@ -56,6 +56,7 @@ async def receiver():
 
 async def test_outage_then_back_every_event_once_in_order(tmp_path: Path, receiver: Receiver) -> None:
     async with Shipper(config(tmp_path, receiver.url)) as shipper:
+        receiver.lose_ack = {shipper.spool.seq._next + 3}  # stored, but the agent never hears it
         for i in range(100):
             shipper.submit(ev(i))
         await shipper.drain(give_up_after=5)
@@ -82,6 +83,7 @@ async def test_outage_then_back_every_event_once_in_order(tmp_path: Path, receiv
         f"{stats.send_errors} send errors, {receiver.duplicates} duplicates"
     )
     assert got == list(range(300))
+    assert receiver.duplicates == 1 and receiver.reused == 0
     seqs = [seq for _, seq in receiver.order]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     assert stats.events_acked == 300 and stats.spool_batches == 0 and stats.spool_bytes == 0
