@@ -344,7 +344,7 @@ class FlowTable:
                 self._end(f, (f.closing or "idle") if tclass == _CLOSED else "idle")
         if now >= self._next_active_check:
             at = self.config.active_timeout
-            self._next_active_check = now + min(at, 60.0)
+            self._next_active_check = now + min(at / 10, 60.0)
             cut = now - at
             for f in [f for f in self.flows.values() if f.active_start <= cut]:
                 # Long flows report every interval, as IPFIX does: emit a record, keep the state.
