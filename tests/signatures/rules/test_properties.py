@@ -1,0 +1,68 @@
+"""Property: any rule text either parses or raises RuleError; any rule file loads (skipping bad rules)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from signatures.rules import RuleError, load_text, parse_rule
+from signatures.rules.parser import rule_variables
+
+from .frames import pkt_udp
+
+V = rule_variables({})
+KEYWORDS = ["content", "nocase", "offset", "depth", "distance", "within", "pcre", "flow", "flags", "dsize", "ttl",
+            "itype", "icode", "icmp_id", "icmp_seq", "ip_proto", "threshold", "detection_filter", "flowbits",
+            "http.uri", "http_uri", "dns.query", "tls.sni", "bsize", "startswith", "endswith", "fast_pattern",
+            "msg", "sid", "rev", "classtype", "priority", "metadata", "reference", "ja3.hash", "bogus"]  # fmt: skip
+VALUES = st.one_of(
+    st.none(),
+    st.text(max_size=12),
+    st.from_regex(r'!?"[ -~]{0,10}"', fullmatch=True),
+    st.from_regex(r"[<>!]?-?[0-9]{1,6}(<>[0-9]{1,4})?", fullmatch=True),
+    st.from_regex(r'"/[ -~]{0,10}/[a-zA-Z]{0,3}"', fullmatch=True),
+)
+OPTION = st.tuples(st.sampled_from(KEYWORDS), VALUES).map(lambda kv: kv[0] + ("" if kv[1] is None else ":" + kv[1]))
+HEADER_PART = st.one_of(st.sampled_from(["any", "$HOME_NET", "!$HOME_NET", "[10.0.0.0/8,!10.1.0.0/16]", "80",
+                                         "1024:", "[1,2,!3]", "!", "[", "$X"]), st.text(max_size=6))  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(["alert", "pass", "drop", "log", ""]),
+    st.sampled_from(["tcp", "udp", "icmp", "ip", "http", "dns", "tls", "smtp", "x"]),
+    HEADER_PART,
+    HEADER_PART,
+    st.sampled_from(["->", "<>", "<-"]),
+    st.lists(OPTION, max_size=8),
+)
+def test_structured_rules_parse_or_rule_error(action: str, proto: str, a: str, p: str, d: str, opts: list[str]) -> None:
+    text = f"{action} {proto} {a} {p} {d} any any ({'; '.join(opts)}; sid:1;)"
+    try:
+        rule = parse_rule(text, V)
+    except RuleError as exc:
+        assert exc.keyword
+        return
+    # a rule that parsed must also be usable by the engine
+    from signatures.rules import RuleEngine
+    from signatures.rules.parser import RuleSet
+
+    RuleEngine(RuleSet([rule])).on_packet(pkt_udp(b"payload"), None, 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_random_text_parses_or_rule_error(text: str) -> None:
+    try:
+        parse_rule(text, V)
+    except RuleError:
+        pass
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(max_size=80), max_size=10))
+def test_files_always_load(lines: list[str]) -> None:
+    rs = load_text("\n".join(lines), V, file="p.rules")
+    assert rs.loaded + len(rs.skipped) <= len(lines) + 1
+    for s in rs.skipped:
+        assert s.file == "p.rules" and s.line >= 1 and s.keyword
