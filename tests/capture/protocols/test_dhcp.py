@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -266,3 +267,19 @@ def test_agrees_with_zeek_dhcp_logs(corpora: Path) -> None:
             assert ours == theirs, f"{log.name}: {name}: ours={ours} zeek={theirs}"
     print(f"DHCP agreement with Zeek dhcp.log: {agree}/{total} checks")
     assert total >= 10
+
+
+@pytest.mark.corpora
+def test_agrees_with_arkime_dhcp_session(corpora: Path) -> None:
+    """Arkime's expected session for wireshark-dhcp: client MACs, message types, transaction ids."""
+    test = corpora / "protocols" / "upstream" / "arkime__wireshark-dhcp.pcap.wireshark-dhcp.test"
+    expected = json.loads(test.read_text())["sessions3"][0]["body"]["dhcp"]
+    msgs = _messages(corpora / "protocols" / "pcap" / "arkime__wireshark-dhcp.pcap")
+    checks = [
+        ("mac", sorted({m.client_mac for m in msgs}), expected["mac"]),
+        ("type", sorted({(m.msg_type_name or "").upper() for m in msgs}), expected["type"]),
+        ("id", sorted({f"{m.xid:x}" for m in msgs}), sorted(expected["id"])),
+    ]
+    agree = sum(1 for _, ours, theirs in checks if ours == theirs)
+    print(f"DHCP agreement with Arkime wireshark-dhcp session: {agree}/{len(checks)} fields")
+    assert [c for c in checks if c[1] != c[2]] == []
