@@ -118,9 +118,7 @@ def check_ring(block_size: int, block_count: int, frame_size: int, timeout_ms: i
     if block_count <= 0:
         problems.append(("block_count", "must be at least 1"))
     if frame_size < TPACKET3_HDRLEN or frame_size % TPACKET_ALIGNMENT:
-        problems.append(
-            ("frame_size", f"must be a multiple of {TPACKET_ALIGNMENT} and at least {TPACKET3_HDRLEN}")
-        )
+        problems.append(("frame_size", f"must be a multiple of {TPACKET_ALIGNMENT} and at least {TPACKET3_HDRLEN}"))
     elif block_size > 0 and frame_size > block_size:
         problems.append(("frame_size", "must not exceed block_size"))
     if timeout_ms <= 0:
@@ -222,9 +220,7 @@ class RingCapture:
         try:
             self.sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
             frames = (config.block_size // config.frame_size) * config.block_count
-            req = _REQ3.pack(
-                config.block_size, config.block_count, config.frame_size, frames, config.timeout_ms, 0, 0
-            )
+            req = _REQ3.pack(config.block_size, config.block_count, config.frame_size, frames, config.timeout_ms, 0, 0)
             self.sock.setsockopt(SOL_PACKET, PACKET_RX_RING, req)
             self._ring = mmap.mmap(
                 self.sock.fileno(),
@@ -393,6 +389,18 @@ class LiveSource:
                 raise LiveCaptureError(where, f"capture thread failed: {self._failure!r}") from self._failure
             return None
 
+    def update_filter(self, expression: str) -> None:
+        """Compile `expression` and swap it in on every open socket (atomic in the kernel; no reopen).
+
+        Raises BpfError and keeps the old filter when the expression does not compile.
+        """
+        program = compile_bpf(expression, self.config.snaplen)
+        with self._lock:
+            self._program = program
+            self.config = dataclasses.replace(self.config, bpf=expression)
+            for cap in self._captures.values():
+                attach_filter(cap.sock, program)
+
     def stats(self) -> CaptureStats:
         """Counters per interface; reads (and so resets) the kernel's PACKET_STATISTICS."""
         with self._lock:
@@ -427,7 +435,9 @@ class LiveSource:
         st.kernel_freezes += freezes
 
     def _open(self, name: str) -> Capture:
-        cap = open_capture(name, self.config, self._program)
+        with self._lock:
+            config, program = self.config, self._program
+        cap = open_capture(name, config, program)
         with self._lock:
             self._captures[name] = cap
             st = self._stats[name]

@@ -278,3 +278,35 @@ def test_interface_removed_and_recreated_is_reopened(veth: Veth) -> None:
     assert (gone.up, gone.mode) == (False, "closed")
     assert (back.up, back.mode, back.reopens) == (True, "ring", 1)
     assert len(got) == 5
+
+
+def test_filter_swapped_without_reopening(veth: Veth) -> None:
+    from capture.bpf import BpfError
+
+    with LiveSource([veth.cap], LiveConfig(bpf="udp dst port 9999", timeout_ms=10)) as src:
+        veth.send([udp_frame(1, dport=9998), udp_frame(2, dport=9999)])
+        before = collect(src, 1)
+        src.update_filter("udp dst port 9998")
+        with pytest.raises(BpfError):
+            src.update_filter("udp dst prt 9998")
+        veth.send([udp_frame(3, dport=9998), udp_frame(4, dport=9999)])
+        after = collect(src, 1)
+        time.sleep(0.1)
+        after.extend(f.data for f in src.read_block(0.1) if MARK in f.data)
+        stats = src.stats().interfaces[0]
+    assert before == [udp_frame(2, dport=9999)]
+    assert after == [udp_frame(3, dport=9998)]
+    assert stats.reopens == 0
+
+
+def test_neighbours_and_addresses_of_a_real_link(veth: Veth) -> None:
+    from capture.netinfo import neighbours
+
+    _sh("ip", "addr", "add", "192.0.2.1/24", "dev", veth.cap)
+    _sh("ip", "neigh", "add", "192.0.2.9", "lladdr", "02:00:00:00:00:09", "dev", veth.cap, "nud", "permanent")
+    _sh("ip", "neigh", "add", "192.0.2.10", "lladdr", "02:00:00:00:00:0a", "dev", veth.cap, "nud", "stale")
+    iface = next(i for i in list_interfaces() if i.name == veth.cap)
+    mine = {(n.ip, n.mac, n.state) for n in neighbours() if n.ifindex == iface.index}
+    assert iface.addresses == ("192.0.2.1",)
+    assert iface.up and iface.mac is not None
+    assert mine == {("192.0.2.9", "02:00:00:00:00:09", "PERMANENT"), ("192.0.2.10", "02:00:00:00:00:0a", "STALE")}
