@@ -3,11 +3,11 @@
 Strategy
 - Structs encode as MessagePack *maps* (not msgspec's array_like): any MessagePack library reads a batch as
   plain dicts with named keys, and fields are matched by name, so a new version only appends fields with
-  defaults and the previous version still decodes. Measured cost against array_like: ~3.5 B per flow
+  defaults and the previous version still decodes. Measured cost against array_like: ~3.3 B per flow
   summary after zstd (bench/wire_bytes.py).
 - Flow summaries are the volume, so `FlowEvent` alone uses short wire names (msgspec `rename`, table in
   docs/wire.md) and leaves `community_id` out by default: it is a hash of the 5-tuple (random bytes to a
-  compressor, ~24 B per flow after zstd) that the collector recomputes
+  compressor, ~23 B per flow after zstd) that the collector recomputes
   (`telemetry.community.community_id`).
 - `omit_defaults=True`: unknown/empty values cost nothing on the wire; readers fill the defaults.
 - Every string, list and map has a cap (`Meta(max_length=...)`) so a hostile batch cannot make the

@@ -1,0 +1,1 @@
+"""Benchmarks (budgets of docs/DESIGN: measured here, never by timed unit tests)."""
