@@ -122,6 +122,7 @@ class Inventory:
         self._devices: OrderedDict[str, _Device] = OrderedDict()
         self._bindings: OrderedDict[str, list[_Binding]] = OrderedDict()
         self._identities: OrderedDict[str, str] = OrderedDict()  # identity key -> latest MAC
+        self._links_to: dict[str, set[str]] = {}  # MAC -> MACs linked to it by hostname+fingerprint
         self._local = tuple(ipaddress.ip_network(n, strict=False) for n in self.config.local_networks)
         self._seq = 0
         self.evicted = 0
@@ -253,6 +254,8 @@ class Inventory:
         mac = mac_str(mac)
         dev = self._devices.get(mac)
         if dev is not None:
+            if mac in self._links_to and now > dev.last_seen:
+                self._unlink_overlapping(mac, now)
             dev.last_seen = max(dev.last_seen, now)
             self._devices.move_to_end(mac)
             return dev
@@ -390,8 +393,19 @@ class Inventory:
             if basis == "hostname+dhcp_fingerprint" and other is not None and other.last_seen > dev.first_seen:
                 continue  # both MACs active at once: two devices sharing a name, not one that changed MAC
             dev.linked = {"mac": other_mac, "basis": basis, "value": value[:200], "ts": now}
+            if basis == "hostname+dhcp_fingerprint":
+                self._links_to.setdefault(other_mac, set()).add(dev.mac)
             changed = True
         return changed
+
+    def _unlink_overlapping(self, mac: str, now: float) -> None:
+        """`mac` is active again after another MAC was linked to it by name: they are two devices."""
+        for linker in self._links_to.pop(mac, ()):
+            other = self._devices.get(linker)
+            if other is not None and other.linked is not None and other.linked["mac"] == mac:
+                if other.linked["ts"] < now:
+                    other.linked = None
+                    self._touch(other)
 
     # ------------------------------------------------------------ output
 
