@@ -1,7 +1,7 @@
 """The classification table (classtype -> description, priority), in classification.config format.
 
 `config classification: shortname,description,priority` lines; the project's table lives in
-`data/classification.config` and is read once. Priority 1 is the most severe.
+`data/classification.txt` and is read once. Priority 1 is the most severe.
 """
 
 from __future__ import annotations
@@ -43,6 +43,6 @@ def parse_classification(text: str, file: str = "<classification>") -> Classific
 
 @lru_cache(maxsize=1)
 def default_classification() -> Classification:
-    """The project's table shipped in signatures/rules/data/classification.config."""
-    text = resources.files("signatures.rules").joinpath("data/classification.config").read_text("utf-8")
-    return parse_classification(text, "classification.config")
+    """The project's table shipped in signatures/rules/data/classification.txt."""
+    text = resources.files("signatures.rules").joinpath("data/classification.txt").read_text("utf-8")
+    return parse_classification(text, "classification.txt")

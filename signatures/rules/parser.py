@@ -385,7 +385,8 @@ def iter_rule_lines(text: str) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     pending: list[str] = []
     start = 0
-    for no, raw in enumerate(text.splitlines(), 1):
+    # Lines end at "\n" only (as Suricata and editors count them), not at every Unicode separator.
+    for no, raw in enumerate(text.split("\n"), 1):
         stripped = raw.strip()
         if not pending:
             if not stripped or stripped.startswith("#"):

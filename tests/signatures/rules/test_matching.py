@@ -183,7 +183,9 @@ def test_thresholds(th: str, expected: list[int]) -> None:
 
 
 def test_threshold_by_src_is_per_source() -> None:
-    e = engine("alert icmp any any -> any any (itype:8; threshold:type limit, track by_src, count 1, seconds 60; sid:1;)\n")
+    e = engine(
+        "alert icmp any any -> any any (itype:8; threshold:type limit, track by_src, count 1, seconds 60; sid:1;)\n"
+    )
     assert e.on_packet(pkt_icmp(src="192.0.2.1"), None, 0)
     assert not e.on_packet(pkt_icmp(src="192.0.2.1"), None, 0)
     assert e.on_packet(pkt_icmp(src="192.0.2.2"), None, 0)
@@ -238,14 +240,19 @@ def test_dns_tls_ja_buffers() -> None:
                'alert tls any any -> any any (tls.sni; content:"bad.example"; sid:2;)\n'
                'alert ip any any -> any any (ja3.hash; content:"e7d705a3286e19ea42f587b344ee6865"; sid:3;)\n'
                'alert ip any any -> any any (ja4.hash; content:"t13d1516h2_"; startswith; sid:4;)\n'
-               'alert ip any any -> any any (ja3s.hash; content:"f4febc55ea12b31ae17cfb7e614afda8"; sid:5;)\n')  # fmt: skip
+               'alert ip any any -> any any (ja3s.hash; content:"f4febc55ea12b31ae17cfb7e614afda8"; sid:5;)\n'
+               )  # fmt: skip
     q = pkt_udp(b"\x00" * 12)
     dns = {"proto_name": "dns", "response": False, "query": "www.EVIL.example", "queries": ["www.EVIL.example"]}
     assert sids(e.on_observation(Obs("dns", dns, q))) == [1]
     assert sids(e.on_observation(Obs("dns", {**dns, "response": True}, q))) == []
     c = Conversation(dport=443)
     p, f, d = c.send(0, b"\x16\x03\x01")
-    tls = {"sni": "bad.example", "ja3": "e7d705a3286e19ea42f587b344ee6865", "ja4": "t13d1516h2_8daaf6152771_e5627efa2ab1"}
+    tls = {
+        "sni": "bad.example",
+        "ja3": "e7d705a3286e19ea42f587b344ee6865",
+        "ja4": "t13d1516h2_8daaf6152771_e5627efa2ab1",
+    }
     assert sids(e.on_observation(Obs("tls_client", tls, p, f, d))) == [2, 3, 4]
     # TLS is one transaction per flow: a second ClientHello (after HelloRetryRequest) does not re-alert
     assert sids(e.on_observation(Obs("tls_client", tls, p, f, d))) == []
