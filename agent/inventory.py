@@ -402,10 +402,10 @@ class Inventory:
         """`mac` is active again after another MAC was linked to it by name: they are two devices."""
         for linker in self._links_to.pop(mac, ()):
             other = self._devices.get(linker)
-            if other is not None and other.linked is not None and other.linked["mac"] == mac:
-                if other.linked["ts"] < now:
-                    other.linked = None
-                    self._touch(other)
+            linked = other.linked if other is not None else None
+            if other is not None and linked is not None and linked["mac"] == mac and linked["ts"] < now:
+                other.linked = None
+                self._touch(other)
 
     # ------------------------------------------------------------ output
 
