@@ -107,6 +107,8 @@ class LiveConfig:
     queue_blocks: int = 256
     # Frames gathered per block by the plain-socket fallback.
     fallback_batch: int = 256
+    # Seconds between two "queue full" warnings (the counters keep every drop).
+    drop_log_interval: float = 10.0
 
 
 def check_ring(block_size: int, block_count: int, frame_size: int, timeout_ms: int) -> list[tuple[str, str]]:
@@ -344,6 +346,10 @@ def open_capture(iface: str, config: LiveConfig, program: BpfProgram | None = No
     return SocketCapture(iface, config, program)
 
 
+# Seconds between checks for a dead capture thread while a reader waits without a timeout.
+_FAILURE_CHECK = 0.5
+
+
 class LiveSource:
     """Frames from one or more interfaces, read by a capture thread into a bounded block queue."""
 
@@ -358,6 +364,7 @@ class LiveSource:
         self._stats = {name: InterfaceStats(name) for name in self._ifaces}
         self._captures: dict[str, Capture] = {}
         self._failure: BaseException | None = None
+        self._next_drop_log = 0.0
         self._stop = threading.Event()
         self._watcher = LinkWatcher()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -381,13 +388,18 @@ class LiveSource:
 
     def read_tagged_block(self, timeout: float | None = None) -> Block | None:
         """Like `read_block`, with the interface the frames came from."""
-        try:
-            return self._queue.get(timeout=timeout)
-        except queue.Empty:
-            if self._failure is not None:
-                where = ",".join(self._ifaces)
-                raise LiveCaptureError(where, f"capture thread failed: {self._failure!r}") from self._failure
-            return None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            # Wait in slices so a capture thread that dies is noticed even with timeout=None.
+            wait = _FAILURE_CHECK if deadline is None else min(_FAILURE_CHECK, deadline - time.monotonic())
+            try:
+                return self._queue.get(timeout=max(wait, 0.0))
+            except queue.Empty:
+                if self._failure is not None:
+                    where = ",".join(self._ifaces)
+                    raise LiveCaptureError(where, f"capture thread failed: {self._failure!r}") from self._failure
+                if deadline is not None and time.monotonic() >= deadline:
+                    return None
 
     def update_filter(self, expression: str) -> None:
         """Compile `expression` and swap it in on every open socket (atomic in the kernel; no reopen).
@@ -503,6 +515,10 @@ class LiveSource:
             self._queue.put_nowait(Block(iface, frames))
         except queue.Full:
             st.pipeline_drops += len(frames)
+            now = time.monotonic()
+            if now >= self._next_drop_log:
+                self._next_drop_log = now + self.config.drop_log_interval
+                log.warning("capture on %s: pipeline queue full, %d frames dropped so far", iface, st.pipeline_drops)
             return
         st.frames += len(frames)
         st.blocks += 1

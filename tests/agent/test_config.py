@@ -7,6 +7,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.config import (
     AgentConfig,
@@ -221,3 +223,42 @@ def test_floats_accept_integers_but_ints_refuse_floats(tmp_path: Path) -> None:
     config, problems = parse_config(tomllib.loads(text))
     assert config.pipeline.tcp_timeout == 120.0
     assert [str(p) for p in problems] == ["pipeline.max_flows: expected int, got float 1.5"]
+
+
+_KEYS = st.sampled_from(
+    [
+        "agent",
+        "capture",
+        "ring",
+        "pipeline",
+        "rules",
+        "collector",
+        "interfaces",
+        "block_size",
+        "bpf",
+        "id",
+        "site",
+        "files",
+        "home_net",
+        "gateways",
+        "profile",
+        "url",
+        "secret",
+        "interval",
+        "x",
+    ]
+)
+_SCALARS = st.one_of(st.integers(-(2**40), 2**40), st.floats(allow_nan=False), st.booleans(), st.text(max_size=20))
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_KEYS, inner, max_size=4)),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_KEYS, _VALUES, max_size=6))
+def test_any_toml_shape_gives_problems_never_an_exception(data: dict[str, object]) -> None:
+    config, problems = parse_config(data)
+    assert isinstance(config, AgentConfig)
+    assert all(isinstance(p, ConfigProblem) and p.message for p in problems)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from capture.live import LiveConfig, LiveSource, RingCapture, SocketCapture
+from capture.live import LiveCaptureError, LiveConfig, LiveSource, RingCapture, SocketCapture
 from capture.netinfo import list_interfaces
 
 pytestmark = pytest.mark.netns
@@ -310,3 +310,28 @@ def test_neighbours_and_addresses_of_a_real_link(veth: Veth) -> None:
     assert iface.addresses == ("192.0.2.1",)
     assert iface.up and iface.mac is not None
     assert mine == {("192.0.2.9", "02:00:00:00:00:09", "PERMANENT"), ("192.0.2.10", "02:00:00:00:00:0a", "STALE")}
+
+
+def test_a_dead_capture_thread_is_reported_not_silent(veth: Veth, caplog: pytest.LogCaptureFixture) -> None:
+    src = LiveSource([veth.cap], LiveConfig(timeout_ms=10))
+    try:
+        cap = src._captures[veth.cap]
+        assert isinstance(cap, RingCapture)
+        cap._ring.close()  # the next walk of the ring fails inside the capture thread
+        veth.send([udp_frame(1)])
+        with pytest.raises(LiveCaptureError, match="capture thread failed"):
+            src.read_block(None)
+    finally:
+        src.close()
+    assert "capture thread failed" in caplog.text
+
+
+def test_queue_full_is_logged(veth: Veth, caplog: pytest.LogCaptureFixture) -> None:
+    cfg = LiveConfig(block_size=4096, block_count=64, frame_size=2048, timeout_ms=10, queue_blocks=1)
+    with caplog.at_level("WARNING", logger="capture.live"), LiveSource([veth.cap], cfg) as src:
+        veth.send([udp_frame(i) for i in range(200)])
+        time.sleep(0.3)
+        dropped = src.stats().pipeline_drops
+    assert dropped > 0
+    warnings = [r.getMessage() for r in caplog.records if "pipeline queue full" in r.getMessage()]
+    assert len(warnings) == 1  # rate-limited to one per drop_log_interval
