@@ -107,6 +107,4 @@ def parse_ssh_kexinit(buf: bytes, offset: int) -> SshKexInit | None:
     except DECODE_EXCEPTIONS as exc:
         raise DecodeError("ssh.truncated", str(exc), pos) from None
     kex, host_key, enc_cs, enc_sc, mac_cs, mac_sc, comp_cs, comp_sc, lang_cs, lang_sc = lists
-    return SshKexInit(
-        kex, host_key, enc_cs, enc_sc, mac_cs, mac_sc, comp_cs, comp_sc, lang_cs, lang_sc, follows
-    )
+    return SshKexInit(kex, host_key, enc_cs, enc_sc, mac_cs, mac_sc, comp_cs, comp_sc, lang_cs, lang_sc, follows)
