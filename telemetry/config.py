@@ -182,6 +182,4 @@ def _check_url(url: str, allow_insecure: bool, key: str) -> None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{key}: {url!r} is not an http(s) URL with a host")
     if parts.scheme == "http" and not allow_insecure and not is_loopback(parts.hostname):
-        raise ConfigError(
-            f"{key}: plain http to {parts.hostname} refused: use https, or set allow_insecure = true"
-        )
+        raise ConfigError(f"{key}: plain http to {parts.hostname} refused: use https, or set allow_insecure = true")
