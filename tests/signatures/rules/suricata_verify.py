@@ -23,7 +23,8 @@ from signatures.rules import load_rules
 
 # Needs that are outside the subset for a reason other than a rule keyword.
 OUT_OF_SCOPE = {
-    "bug-6402-01": "needs tunnel decapsulation (GRE, Geneve): the decoder stops at the outer header",
+    "bug-6402-01": "needs Geneve decapsulation (UDP 6081, not decoded) and per-layer inspection of "
+    "tunnelled packets (Suricata alerts on the outer GRE and the inner TCP packet separately)",
 }
 _KEYMAP = {"pcap_cnt": "pkt", "src_ip": "src", "dest_ip": "dst", "src_port": "sport", "dest_port": "dport",
            "proto": "proto"}  # fmt: skip
