@@ -335,3 +335,22 @@ def test_queue_full_is_logged(veth: Veth, caplog: pytest.LogCaptureFixture) -> N
     assert dropped > 0
     warnings = [r.getMessage() for r in caplog.records if "pipeline queue full" in r.getMessage()]
     assert len(warnings) == 1  # rate-limited to one per drop_log_interval
+
+
+def test_qinq_outer_tag_keeps_its_tpid(veth: Veth) -> None:
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
+
+    frame = bytes(
+        Ether(src="02:00:00:00:00:02", dst="02:00:00:00:00:01")
+        / Dot1AD(vlan=10)
+        / Dot1Q(vlan=20)
+        / IP(src="192.0.2.2", dst="192.0.2.1")
+        / UDP(sport=40000, dport=9999)
+        / MARK
+    )
+    with LiveSource([veth.cap], LiveConfig(timeout_ms=10)) as src:
+        veth.send([frame])
+        got = collect(src, 1)
+    assert got == [frame]
+    assert got[0][12:14] == b"\x88\xa8"
