@@ -138,7 +138,17 @@ def looks_like_quic_initial(payload: bytes) -> bool:
 class _InitialCrypto:
     """Shared machinery: Initial packets of one direction in, the CRYPTO stream's first message out."""
 
-    __slots__ = ("_chunks", "_dcid", "_done", "_largest_pn", "_max_bytes", "_max_chunks", "_prot", "_server")
+    __slots__ = (
+        "_chunks",
+        "_client_scid",
+        "_dcid",
+        "_done",
+        "_largest_pn",
+        "_max_bytes",
+        "_max_chunks",
+        "_prot",
+        "_server",
+    )
 
     def __init__(self, dcid: bytes | None, server: bool, max_bytes: int, max_chunks: int) -> None:
         self._max_bytes = max_bytes
@@ -146,6 +156,7 @@ class _InitialCrypto:
         self._chunks: dict[int, bytes] = {}
         self._prot: dict[tuple[bytes, int], _Protection] = {}
         self._dcid = dcid
+        self._client_scid: bytes | None = None
         self._server = server
         self._largest_pn = -1
         self._done = False
@@ -198,6 +209,7 @@ class _InitialCrypto:
             scid_len = d[q]
             if scid_len > MAX_CID_LEN:
                 raise DecodeError("quic.bad_cid", f"SCID length {scid_len}", q)
+            scid = d[q + 1 : q + 1 + scid_len]
             q += 1 + scid_len
             ptype = (first >> 4) & 3
             if ptype == version.retry_type:
@@ -209,10 +221,19 @@ class _InitialCrypto:
             end = q + length
             if end > n:
                 raise DecodeError("quic.bad_length", f"packet length {length} past the datagram", q)
-            if ptype == version.initial_type:
+            if ptype == version.initial_type and not self._from_other_side(dcid, scid):
                 added |= self._read_initial(d, pos, q, end, dcid, version, vnum)
             pos = end
         return added
+
+    def _from_other_side(self, dcid: bytes, scid: bytes) -> bool:
+        """True for a server Initial fed to a client reader: it is addressed to the client's SCID."""
+        if self._server:
+            return False
+        if self._client_scid is None:
+            self._client_scid = scid
+            return False
+        return dcid == self._client_scid and dcid != self._dcid
 
     def _protection(self, dcid: bytes, version: QuicVersion, vnum: int) -> _Protection:
         prot = self._prot.get((dcid, vnum))

@@ -202,3 +202,14 @@ def test_mutated_rfc_packet_gives_value_or_decode_error(pos: int, byte: int, cut
         packet[pos] = byte
     with contextlib.suppress(DecodeError):
         QuicInitialReader().feed(bytes(packet))
+
+
+def test_server_initials_fed_to_the_client_reader_are_skipped() -> None:
+    """A reader fed both directions of a flow ignores the server's Initials (DCID = client SCID)."""
+    reader = QuicInitialReader()
+    assert reader.feed(protect(DCID, 0, _crypto(0, CLIENT_HELLO[:100]), pad_to=40)) is None
+    server_ack = protect(b"", 0, b"\x02\x00\x00\x00\x00", pad_to=30)  # to the client's empty SCID
+    assert reader.feed(server_ack) is None
+    assert reader.feed(rfc.V1_SERVER_INITIAL) is None  # the RFC's server Initial: DCID empty too
+    hello = reader.feed(protect(DCID, 1, _crypto(100, CLIENT_HELLO[100:])))
+    assert hello == parse_client_hello_handshake(CLIENT_HELLO, quic=True)
