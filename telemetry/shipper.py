@@ -347,6 +347,8 @@ class Shipper:
                 return _classify(resp.status, text, resp.headers.get("Retry-After"), self._clock())
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             self._c["send_errors"] += 1
+            if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
+                self._alarm(f"TLS with the collector failed: {exc}")  # will not heal by retrying alone
             return _Outcome("retry", detail=f"{type(exc).__name__}: {exc}")
 
     async def _settle(self, outcome: _Outcome, seq: int, events: int, from_memory: Batch | None) -> None:
