@@ -113,9 +113,7 @@ async def test_mutual_tls(tmp_path: Path, pki: dict[str, Path]) -> None:
         no_cert = await ship_one(tmp_path / "nc", receiver, ca_file=pki["ca"])
     finally:
         await receiver.stop()
-    print(
-        f"TLS: right CA + client cert {ok}, wrong CA {wrong_ca}, no client cert {no_cert} (acked, send errors, TLS alarm)"
-    )
+    print(f"TLS: right CA + client cert {ok}, wrong CA {wrong_ca}, no client cert {no_cert} (acked, errors, alarm)")
     assert ok == (1, 0, False)
     assert wrong_ca[0] == 0 and wrong_ca[1] >= 1 and wrong_ca[2]  # the TLS alarm is raised
     assert no_cert[0] == 0 and no_cert[1] >= 1  # TLS 1.3: the server refuses after the handshake
