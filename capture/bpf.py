@@ -59,9 +59,7 @@ class BpfProgram:
         return b"".join(pack(*insn) for insn in self.instructions)
 
 
-def compile_bpf(
-    expression: str, snaplen: int = MAXIMUM_SNAPLEN, linktype: int = LINKTYPE_ETHERNET
-) -> BpfProgram:
+def compile_bpf(expression: str, snaplen: int = MAXIMUM_SNAPLEN, linktype: int = LINKTYPE_ETHERNET) -> BpfProgram:
     """Compile a tcpdump-style expression; accepting returns are set to `snaplen`."""
     if not 0 < snaplen <= MAXIMUM_SNAPLEN:
         raise BpfError(expression, f"snaplen {snaplen} outside 1..{MAXIMUM_SNAPLEN}")
@@ -73,9 +71,7 @@ def compile_bpf(
         raise BpfError(expression, "compiler produced an empty program")
     if len(raw) > BPF_MAXINSNS:
         raise BpfError(expression, f"{len(raw)} instructions, the kernel accepts at most {BPF_MAXINSNS}")
-    insns = tuple(
-        (code, jt, jf, snaplen if code == BPF_RET | BPF_K and k != 0 else k) for code, jt, jf, k in raw
-    )
+    insns = tuple((code, jt, jf, snaplen if code == BPF_RET | BPF_K and k != 0 else k) for code, jt, jf, k in raw)
     return BpfProgram(expression, insns)
 
 

@@ -148,9 +148,7 @@ class LinkWatcher:
                 if exc.errno != errno.ENOBUFS:
                     raise
                 # The kernel dropped events (socket buffer overrun): report every link's current state.
-                events.extend(
-                    LinkEvent(i.index, i.name, i.up, i.running, deleted=False) for i in list_interfaces()
-                )
+                events.extend(LinkEvent(i.index, i.name, i.up, i.running, deleted=False) for i in list_interfaces())
                 continue
             for msg in self._marshal.parse(data):
                 kind = msg["header"]["type"]
