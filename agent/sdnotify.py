@@ -9,10 +9,11 @@ NOTIFY_SOCKET) every call is a cheap no-op, so the daemon code never branches on
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 # sd_notify(3): an abstract socket name is given with a leading "@".
 _ABSTRACT = "@"
@@ -95,3 +96,18 @@ def _watchdog_usec(env: Mapping[str, str]) -> int | None:
     except ValueError:
         return None
     return usec if usec > 0 else None
+
+
+async def watchdog_loop(notifier: Notifier, alive: Callable[[], bool]) -> None:
+    """Send WATCHDOG=1 every half WatchdogSec while `alive()` says so; returns at once without a watchdog.
+
+    Run it as a task on the daemon's event loop: a blocked loop stops the pings, and
+    so does a stage `alive()` reports stuck, and systemd restarts the service.
+    """
+    interval = notifier.watchdog_interval()
+    if interval is None:
+        return
+    while True:
+        if alive():
+            notifier.watchdog()
+        await asyncio.sleep(interval)

@@ -81,3 +81,39 @@ def test_a_child_process_reads_notify_socket_from_its_environment(
     env = {**os.environ, "NOTIFY_SOCKET": path, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=30)
     assert sock.recv(4096) == b"READY=1\nSTATUS=from child"
+
+
+async def test_watchdog_loop_pings_only_while_alive(systemd_socket: tuple[socket.socket, str]) -> None:
+    import asyncio
+
+    from agent.sdnotify import watchdog_loop
+
+    sock, path = systemd_socket
+    sock.setblocking(False)
+    state = {"alive": True}
+    n = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "100000"})  # 0.1 s -> a ping every 0.05 s
+    task = asyncio.create_task(watchdog_loop(n, lambda: state["alive"]))
+    await asyncio.sleep(0.3)
+    state["alive"] = False
+    await asyncio.sleep(0.02)
+    pings_alive = _drain(sock)
+    await asyncio.sleep(0.3)
+    pings_stuck = _drain(sock)
+    task.cancel()
+    assert 3 <= pings_alive.count(b"WATCHDOG=1") <= 8
+    assert pings_stuck == []
+
+
+async def test_watchdog_loop_without_watchdog_returns() -> None:
+    from agent.sdnotify import watchdog_loop
+
+    await watchdog_loop(Notifier({}), lambda: True)
+
+
+def _drain(sock: socket.socket) -> list[bytes]:
+    out = []
+    while True:
+        try:
+            out.append(sock.recv(4096))
+        except BlockingIOError:
+            return out
