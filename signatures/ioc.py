@@ -23,10 +23,10 @@ from capture.packet import PROTO_NAMES, PROTO_TCP, PROTO_UDP, Packet, ip_text, m
 from signatures.alert import Alert
 from signatures.rules.classification import default_classification
 
-SID_IOC_IP = 9100001
-SID_IOC_DOMAIN = 9100002
-SID_IOC_JA3 = 9100003
-SID_IOC_JA4 = 9100004
+SID_IOC_IP = 9200001
+SID_IOC_DOMAIN = 9200002
+SID_IOC_JA3 = 9200003
+SID_IOC_JA4 = 9200004
 CLASSTYPE = "ioc-match"
 # RFC 1035 §2.3.4: names are at most 255 octets; longer "domains" are not names.
 MAX_NAME = 255
