@@ -260,7 +260,8 @@ def lan_attacks_trace() -> Trace:
     cur = trace.cursor(10.0)
     rogue = Host(ROGUE_DHCP_MAC, ROGUE_DHCP_IP, SERVER)
     lan.dhcp_join(cur, chromebook, server=rogue, offer_ip="192.0.2.200")
-    lan.dhcp_join(trace.cursor(10.003), chromebook, with_request=False)  # the real server's late OFFER
+    # The real server's OFFER to the same DISCOVER arrives later (the rogue answered first).
+    lan.dhcp_join(trace.cursor(10.012), chromebook, with_request=False, answer_xid=lan.last_xid)
     # 3. ARP spoofing: a second MAC claims the gateway's address (gratuitous replies every 2 s).
     cur = trace.cursor(20.0)
     for victim in (win, android):

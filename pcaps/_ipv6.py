@@ -99,6 +99,15 @@ class V6Client:
     def gua(self) -> str:
         return f"{PREFIX}{self.iid}"
 
+    @property
+    def iaid(self) -> int:
+        return int(self.iid.replace(":", "")[-6:], 16)
+
+    @property
+    def dhcp6_addr(self) -> str:
+        """The address the DHCPv6 server leases (IA_NA), besides the SLAAC one."""
+        return f"{PREFIX}{100 + (self.iaid % 100):x}"
+
 
 def _clients() -> list[V6Client]:
     by_key = {d.key: d for d in DEVICES}
@@ -147,9 +156,9 @@ def _join(cur: Cursor, c: V6Client, rng_bits: int) -> None:
     _icmp6(cur, mac, sn_mac, IPv6(src="::", dst=sn, hlim=255) / ICMPv6ND_NS(tgt=c.gua), 0.05)
     # Stateful DHCPv6 (RA M flag): SOLICIT, ADVERTISE, REQUEST, REPLY.
     trid = rng_bits & 0xFFFFFF
-    iaid = int(tail, 16)
+    iaid = c.iaid
     server_duid = DUID_LLT(lladdr=GATEWAY_MAC, timeval=0x2A000000)
-    addr = f"{PREFIX}{100 + (iaid % 100):x}"
+    addr = c.dhcp6_addr
 
     def client_msg(msg: Packet, with_server: bool) -> None:
         opts: Packet = msg / DHCP6OptElapsedTime(elapsedtime=0) / DHCP6OptClientId(duid=c.duid)
@@ -235,7 +244,7 @@ def v6_truth() -> dict[str, dict[str, object]]:
         d = c.dev
         out[d.mac] = {
             "device_type": d.device_type, "vendor": d.vendor, "os": d.os, "os_version": d.os_version,
-            "hostname": d.hostname, "ips": [c.ll, c.gua], "dhcp6_oro": list(c.oro),
+            "hostname": d.hostname, "ips": [c.ll, c.gua, c.dhcp6_addr], "dhcp6_oro": list(c.oro),
             "randomized_mac": False,
         }  # fmt: skip
     out[GATEWAY_MAC] = {"device_type": "network equipment", "vendor": "Cisco Systems, Inc", "os": None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import replace
 
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import ARP
@@ -46,7 +47,7 @@ class Lan:
         self.resolver_ip = resolver_ip
         self.netmask = netmask
         self.broadcast = broadcast
-        self._xid = 0
+        self.last_xid = 0
         self._dns_id = 0x1F00
 
     def host(self, dev: Device) -> Host:
@@ -112,17 +113,25 @@ class Lan:
         server: Host | None = None,
         offer_ip: str = "",
         with_request: bool = True,
+        answer_xid: int | None = None,
     ) -> None:
-        """DISCOVER, OFFER, REQUEST, ACK for `dev` (server defaults to the site's gateway)."""
+        """DISCOVER, OFFER, REQUEST, ACK for `dev` (server defaults to the site's gateway).
+
+        With `answer_xid`, only the server's OFFER to an earlier DISCOVER with that xid is sent.
+        """
         srv = server or self.gw
-        self._xid = self.rng.getrandbits(32)
-        xid = self._xid
+        if answer_xid is None:
+            self.last_xid = self.rng.getrandbits(32)
+        xid = self.last_xid if answer_xid is None else answer_xid
         flags = 0x8000 if dev.dhcp.broadcast else 0
         yiaddr = offer_ip or dev.ip
         bcast_ttl = 128 if dev.stack.name == "windows" else 64
 
         def client(msg_type: int, secs: int, server_id: str = "") -> None:
-            body = A.dhcp(1, xid, dev.mac, self.client_options(dev, msg_type, server_id), flags=flags, secs=secs)
+            # A REQUEST asks for the offered address (option 50), a DISCOVER for the previous lease.
+            asking = replace(dev, ip=yiaddr) if msg_type == 3 else dev
+            opts = self.client_options(asking, msg_type, server_id)
+            body = A.dhcp(1, xid, dev.mac, opts, flags=flags, secs=secs)
             pkt = IP(src="0.0.0.0", dst="255.255.255.255", ttl=bcast_ttl, id=0) / UDP(sport=68, dport=67)
             cur.emit(dev.mac, ETH_BROADCAST, pkt / Raw(body), 0.0)
 
@@ -132,7 +141,8 @@ class Lan:
             pkt = IP(src=srv.ip, dst=dst_ip, ttl=255, id=0) / UDP(sport=67, dport=68)
             cur.emit(srv.mac, dst_mac, pkt / Raw(body), 0.002 + self.rng.random() * 0.004)
 
-        client(1, 0)
+        if answer_xid is None:
+            client(1, 0)
         reply(2)
         if with_request:
             cur.wait(0.05 + self.rng.random() * 0.3)

@@ -79,7 +79,7 @@ def _linktype(name: str) -> int:
 def test_pcap_link_types(name: str, linktype: int) -> None:
     assert _linktype(name) == linktype
     assert TRUTH[name]["linktype"] == linktype
-    assert 12 <= len(_read(name)) or name == "school_morning.pcap"
+    assert len(_read(name)) >= 12 or name == "school_morning.pcap"
 
 
 def test_pcapng_holds_the_same_frames_as_pcap() -> None:
