@@ -4,8 +4,10 @@ Strategy: the caller hands over the in-order bytes of one TCP direction seen so 
 walker reads TLS records from offset 0 with `struct.unpack_from`, collects the handshake
 fragments (a hello may span several records and segments), and returns None until the whole
 handshake message is there. The message body is then parsed once, by offsets into one buffer.
-The same body parser serves QUIC, whose CRYPTO frames carry a bare handshake message.
-SSLv2-compatible ClientHellos (RFC 5246 Appendix E.2, first byte 0x80) are read too.
+The same body parser serves QUIC (CRYPTO frames carry a bare handshake message) and DTLS.
+Also read: SSLv2-compatible ClientHellos (RFC 5246 Appendix E.2, first byte 0x80), warning
+alerts before a ServerHello, the second hellos after a HelloRetryRequest (`parse_*_hellos`),
+TLS 1.3 draft ServerHellos, and TLS behind an HTTP CONNECT head (explicit proxies).
 
 Every failure is a `DecodeError` with a `tls.*` reason and the offset where it was noticed.
 """
@@ -65,7 +67,11 @@ _SSL2_HEADER = struct.Struct("!HBHHHH")  # length|0x8000, msg type, version, 3 l
 
 @dataclass(frozen=True, slots=True)
 class ClientHello:
-    """A parsed ClientHello; lists are kept in wire order with GREASE values in place."""
+    """A parsed ClientHello; lists are kept in wire order with GREASE values in place.
+
+    `version` is the handshake's legacy_version (what JA3 uses); `sslv2` and `dtls` say which
+    framing carried it and stay out of `fields()`, which is the event contract.
+    """
 
     version: int
     ciphers: tuple[int, ...]
