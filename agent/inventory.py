@@ -23,7 +23,13 @@ from typing import Any
 
 from agent.classify import Classification, ClassifierConfig, classify
 from signatures.dhcp_fp import DhcpDatabase, fingerprint_text
-from signatures.evidence import Evidence, evidence_from_observation, evidence_from_vendor, names_from_observation
+from signatures.evidence import (
+    Evidence,
+    dhcp_server_evidence,
+    evidence_from_observation,
+    evidence_from_vendor,
+    names_from_observation,
+)
 from signatures.macaddr import is_multicast, is_randomized, mac_str
 
 _ARP_REQUEST, _ARP_REPLY = 1, 2  # RFC 826 opcodes
@@ -86,7 +92,7 @@ class _Device:
         self.first_seen = self.last_seen = now
         self.ips: dict[str, float] = {}
         self.names: dict[str, list[Any]] = {}  # name -> [source, first_seen, last_seen]
-        self.evidence: dict[tuple[str, str], _Record] = {}
+        self.evidence: dict[tuple[str, str, str], _Record] = {}
         self.fingerprints: dict[str, list[str]] = {}
         self.classification = Classification()
         self.linked: dict[str, Any] | None = None
@@ -123,6 +129,8 @@ class Inventory:
         self._bindings: OrderedDict[str, list[_Binding]] = OrderedDict()
         self._identities: OrderedDict[str, str] = OrderedDict()  # identity key -> latest MAC
         self._links_to: dict[str, set[str]] = {}  # MAC -> MACs linked to it by hostname+fingerprint
+        # NetBIOS names registered by more than one MAC are workgroup/domain names, not device names.
+        self._nbns_names: OrderedDict[str, set[str]] = OrderedDict()
         self._local = tuple(ipaddress.ip_network(n, strict=False) for n in self.config.local_networks)
         self._seq = 0
         self.evicted = 0
@@ -191,6 +199,7 @@ class Inventory:
             if event.get("msg_type") not in (1, 3, 4, 7, 8):
                 if event.get("msg_type") == _DHCP_ACK:
                     self._device(mac, now)
+                self._dhcp_server(event, now)
                 return
         elif src not in _UNSPECIFIED and not self.is_local(src) and self.mac_for(src, now) != mac:
             return  # a remote host seen through the router: not this MAC's own traffic
@@ -200,6 +209,8 @@ class Inventory:
             self.bind(src, mac, now, "traffic")
             changed |= self._add_ip(dev, src, now)
         for name, source in names_from_observation(event):
+            if source == "nbns" and self._shared_nbns(name, dev.mac):
+                continue
             changed |= self._add_name(dev, name, source, now)
         changed |= self._fingerprints(dev, event)
         evidence = evidence_from_observation(event, self._dhcp_db)
@@ -234,6 +245,18 @@ class Inventory:
         dev = self._device(lladdr, now)
         self.bind(ip, lladdr, now, "ndp")
         if self._add_ip(dev, ip, now):
+            self._touch(dev)
+
+    def _dhcp_server(self, event: Mapping[str, Any], now: float) -> None:
+        mac, src = event.get("src_mac") or "", event.get("src") or ""
+        if not mac or is_multicast(mac) or src in _UNSPECIFIED or not self.is_local(src):
+            return
+        dev = self._device(mac, now)
+        changed = self._add_ip(dev, src, now)
+        self.bind(src, mac, now, "traffic")
+        if self._add_evidence(dev, dhcp_server_evidence(event)):
+            changed |= self._reclassify(dev)
+        if changed:
             self._touch(dev)
 
     def _dhcp_bindings(self, event: Mapping[str, Any], mac: str, now: float) -> None:
@@ -297,6 +320,24 @@ class Inventory:
         if len(dev.names) >= self.config.max_names:
             return False
         dev.names[name] = [source, now, now]
+        return True
+
+    def _shared_nbns(self, name: str, mac: str) -> bool:
+        """Record that `mac` registered `name`; True once two MACs did (and drop it from the first)."""
+        key = name.upper()
+        macs = self._nbns_names.setdefault(key, set())
+        self._nbns_names.move_to_end(key)
+        if len(self._nbns_names) > self.config.max_devices:
+            self._nbns_names.popitem(last=False)
+        if len(macs) < 4:  # enough to know it is shared
+            macs.add(mac)
+        if len(macs) < 2:
+            return False
+        for other in macs:
+            dev = self._devices.get(other)
+            if dev is not None:
+                for n in [n for n, v in dev.names.items() if v[0] == "nbns" and n.upper() == key]:
+                    del dev.names[n]
         return True
 
     def _fingerprints(self, dev: _Device, event: Mapping[str, Any]) -> bool:

@@ -33,6 +33,7 @@ from signatures.useragent import parse_user_agent
 MAX_VALUE_LEN = 200  # evidence values are shown to operators; longer observed values are cut
 MAX_ANSWERS = 64  # mDNS answers examined per packet (a full 9000-byte packet holds ~100)
 _DHCP_CLIENT_MSGS = frozenset((1, 3, 4, 7, 8))  # discover, request, decline, release, inform (RFC 2132 §9.6)
+_DHCP_SERVER_MSGS = frozenset((2, 5, 6))  # offer, ack, nak
 _DNS_PTR, _DNS_TXT, _DNS_A, _DNS_AAAA, _DNS_SRV = 12, 16, 1, 28, 33
 _NBNS_REGISTRATION_OPCODES = frozenset((5, 8, 9))  # registration, refresh, multi-homed (RFC 1002 §4.2.1.1)
 
@@ -69,8 +70,9 @@ class Evidence:
     note: str = ""
 
     @property
-    def key(self) -> tuple[str, str]:
-        return (self.source, self.value)
+    def key(self) -> tuple[str, str, str]:
+        """Identity for de-duplication: one value can carry several distinct hints (OS and product)."""
+        return (self.source, self.value, self.note)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -136,6 +138,7 @@ _SSH_BANNERS: tuple[tuple[re.Pattern[str], Hint], ...] = tuple(
         (r"^SSH-[\d.]+-HUAWEI-", Hint(0.6, "network equipment", vendor="Huawei", why="Huawei VRP SSH")),
     )
 )
+_DHCP_SERVER_HINT = Hint(0.4, "network equipment", why="serves DHCP (routers on most site LANs; servers too)")
 _WINDOWS_ITTL = Hint(0.15, os_family="Windows", why="initial TTL 128 (Windows stacks)")
 
 
@@ -283,7 +286,21 @@ def _http(event: Mapping[str, Any], ts: float) -> list[Evidence]:
 
 def _ssh(event: Mapping[str, Any], ts: float) -> list[Evidence]:
     banner = event.get("banner") or ""
-    return [_ev("ssh_banner", banner, h, ts) for rx, h in _SSH_BANNERS if rx.search(banner)][:1]
+    hint = next((h for rx, h in _SSH_BANNERS if rx.search(banner)), None)
+    if event.get("role") == "server" and (hint is None or hint.device_type is None):
+        base = hint or Hint(0.3)
+        why = (base.why + "; " if base.why else "") + "runs an SSH server"
+        hint = Hint(base.weight, "server", base.os_family, base.os_version, base.vendor, why)
+    return [_ev("ssh_banner", banner, hint, ts)] if hint is not None else []
+
+
+def dhcp_server_evidence(event: Mapping[str, Any]) -> list[Evidence]:
+    """Evidence about the sender of a DHCP offer, ack or nak: it serves addresses."""
+    if event.get("type") != "dhcp" or event.get("msg_type") not in _DHCP_SERVER_MSGS:
+        return []
+    ts = float(event.get("ts") or 0.0)
+    value = str(event.get("server_id") or event.get("src") or "")
+    return [_ev("dhcp_server", value, _DHCP_SERVER_HINT, ts)]
 
 
 def _tcp_syn(event: Mapping[str, Any], ts: float) -> list[Evidence]:

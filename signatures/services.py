@@ -224,8 +224,9 @@ HOSTNAME_PATTERNS: tuple[tuple[re.Pattern[str], Hint], ...] = tuple(
         (r"Apple-?TV", Hint(0.6, "tv/streamer", "tvOS", vendor="Apple", why="tvOS default name")),
         (r"^Galaxy-?Tab", Hint(0.5, "tablet", "Android", vendor="Samsung", why="Samsung tablet default name")),
         (r"^Galaxy-", Hint(0.5, "phone", "Android", vendor="Samsung", why="Samsung phone default name")),
+        (r"^Pixel-", Hint(0.5, "phone", "Android", vendor="Google", why="Google Pixel default device name")),
         (r"^android-[0-9a-f]{8,16}$", Hint(0.5, os_family="Android", why="Android default DHCP hostname")),
-        (r"^DESKTOP-[A-Z0-9]{7}$", Hint(0.5, os_family="Windows", why="Windows 10/11 default computer name")),
+        (r"^DESKTOP-[A-Z0-9]{7}$", Hint(0.5, "desktop", "Windows", why="Windows 10/11 default name, desktop chassis")),
         (r"^LAPTOP-[A-Z0-9]{8}$", Hint(0.5, "laptop", "Windows", why="Windows 10/11 default laptop name")),
         (r"^WIN-[A-Z0-9]{11}$", Hint(0.5, "server", "Windows", why="Windows Server default computer name")),
         (r"^HP[0-9A-F]{6}$", Hint(0.7, "printer", vendor="HP", why="HP printer default hostname (HP + MAC tail)")),
@@ -247,6 +248,9 @@ HOSTNAME_PATTERNS: tuple[tuple[re.Pattern[str], Hint], ...] = tuple(
         (r"^SonosZP", Hint(0.7, "iot", vendor="Sonos", why="Sonos default hostname")),
         (r"^Kindle", Hint(0.6, "tablet", vendor="Amazon", why="Kindle default hostname")),
         (r"^(chromebook|chromeos)", Hint(0.5, "chromebook", "ChromeOS", why="Chromebook hostname")),
+        # Naming conventions of organisations' IT (asset tags): weak, they are conventions, not defaults.
+        (r"(^|[-_])(LT|LAP|NB)([-_]?\d|$)", Hint(0.3, "laptop", why="asset name convention for laptops")),
+        (r"(^|[-_])(PC|DT|WS)([-_]?\d|$)", Hint(0.3, "desktop", why="asset name convention for desktops")),
     )
 )
 
@@ -275,6 +279,7 @@ OUI_VENDOR_TYPES: tuple[tuple[str, Hint], ...] = (
     ("Polycom", Hint(0.6, "voip phone", why="Polycom MAC block")),
     ("Yealink", Hint(0.6, "voip phone", why="Yealink MAC block")),
     ("Juniper Networks", Hint(0.5, "network equipment", why="network vendor MAC block")),
+    ("Cisco Systems", Hint(0.3, "network equipment", why="Cisco MAC block (routers, switches, APs; phones too)")),
     ("Ubiquiti", Hint(0.5, "network equipment", why="network vendor MAC block")),
     ("Aruba", Hint(0.5, "network equipment", why="network vendor MAC block")),
     ("Routerboard.com", Hint(0.5, "network equipment", why="MikroTik MAC block")),

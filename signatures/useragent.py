@@ -54,6 +54,14 @@ _TOKEN_RE = re.compile("|".join(rf"\b(?P<t{i}>{tok})\b" for i, (tok, _) in enume
 _AGENT_OS = (("Microsoft-CryptoAPI/", "Windows"), ("Windows-Update-Agent", "Windows"), ("Microsoft NCSI", "Windows"))
 
 
+# Versions browsers report whatever the real one is: Safari, Chrome and Firefox freeze macOS at
+# 10.15(.7) since macOS 11, and "Windows NT 10.0" is sent by Windows 10 and 11 alike.
+_FROZEN_VERSIONS: dict[tuple[str | None, str | None], str | None] = {
+    ("macOS", "10.15"): None,
+    ("Windows", "10"): "10/11",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class UserAgentInfo:
     browser: str | None
@@ -87,6 +95,7 @@ def parse_user_agent(ua: str) -> UserAgentInfo:
     if os_family is None:
         os_family = next((fam for prefix, fam in _AGENT_OS if ua.startswith(prefix)), None)
     os_version = _version(r.os.major, r.os.minor) if r.os and os_family else None
+    os_version = _FROZEN_VERSIONS.get((os_family, os_version), os_version)
     dev_family = _none_if_other(r.device.family if r.device else None)
     brand = r.device.brand if r.device else None
     bot = dev_family == "Spider"

@@ -47,6 +47,8 @@ def dhcp(ts: float, mac: str, msg: int = 3, **fields: Any) -> dict[str, Any]:
     f = {"msg_type": msg, "client_mac": mac, "hostname": None, "params": [], "vendor_class": None,
          "client_id": "01" + mac.replace(":", ""), "requested_ip": None, "yiaddr": None, "ciaddr": None}  # fmt: skip
     f.update(fields)
+    if msg in (2, 5, 6):  # offer, ack, nak come from the server
+        return base("dhcp", ts, ROUTER, "192.0.2.1", server_id="192.0.2.1", **f)
     return base("dhcp", ts, mac, "0.0.0.0", **f)
 
 
@@ -201,6 +203,9 @@ def test_bindings_over_time_from_dhcp_arp_ndp() -> None:
     i.observe(dhcp(10.0, IPHONE, msg=5, yiaddr="192.0.2.50"), 10.0)
     assert i.mac_for("192.0.2.50", 11.0) == IPHONE
     assert i.mac_for("192.0.2.50", 9.0) is None  # before the lease
+    router = i.device(ROUTER)  # the sender of the ACK serves DHCP
+    assert router is not None and router["device_type"] == "network equipment"
+    assert router["ips"] == ["192.0.2.1"] and {e["source"] for e in router["evidence"]} == {"oui", "dhcp_server"}
     i.observe(base("arp", 100.0, WIN, "192.0.2.50", proto="arp", op=2, sender_mac=WIN, sender_ip="192.0.2.50",
                    target_mac=ROUTER, target_ip="192.0.2.1"), 100.0)  # fmt: skip
     assert i.mac_for("192.0.2.50", 50.0) == IPHONE  # history kept

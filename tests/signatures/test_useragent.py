@@ -33,7 +33,7 @@ CASES = [
     ("Roku/DVP-9.10 (519.10E04111A)", "Roku", "9", "tv/streamer"),
     ("Microsoft-CryptoAPI/10.0", "Windows", None, None),  # "cros" inside "Microsoft" is not ChromeOS
     ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 "
-     "Safari/605.1.15", "macOS", "10", None),
+     "Safari/605.1.15", "macOS", None, None),  # browsers freeze macOS at 10.15.7
     ("curl/7.88.1", None, None, None),
 ]  # fmt: skip
 
