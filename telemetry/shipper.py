@@ -266,12 +266,16 @@ class Shipper:
     # -- sender ---------------------------------------------------------------------------------------
     async def _run(self) -> None:
         while not self._closing:
-            await self._wait_for_work()
-            if time.monotonic() - self._opened >= self.config.batch_max_age:
-                self._close_current()
-            await self._number_closed()
-            if time.monotonic() >= self._retry_at:
-                await self._send_next()
+            try:
+                await self._wait_for_work()
+                if time.monotonic() - self._opened >= self.config.batch_max_age:
+                    self._close_current()
+                await self._number_closed()
+                if time.monotonic() >= self._retry_at:
+                    await self._send_next()
+            except OSError as exc:  # the disk (spool, seq counter): alarm, wait, try again
+                self._alarm(f"spool I/O failed: {exc}")
+                await asyncio.sleep(self.config.backoff_initial)
             self._progress.set()
 
     async def _wait_for_work(self) -> None:
@@ -310,8 +314,15 @@ class Shipper:
         spool = self._spool
         assert spool is not None
         before = Counter(spool.shed)
-        stored = await asyncio.to_thread(spool.put, batch)
-        self._shed.update(Counter(spool.shed) - before)
+        try:
+            stored = await asyncio.to_thread(spool.put, batch)
+        except OSError as exc:
+            # Disk full or failing: the batch cannot be kept. Count it as shed, never stop the sender.
+            self._shed.update(event_type(e) for e in batch.events)
+            self._alarm(f"spool write failed, {len(batch.events)} events dropped: {exc}")
+            return
+        finally:
+            self._shed.update(Counter(spool.shed) - before)
         if stored:
             self._c["batches_spooled"] += 1
 

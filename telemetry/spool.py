@@ -74,13 +74,17 @@ def write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # e.g. ENOSPC: leave no half file behind
+        raise
     _fsync_dir(path.parent)
 
 
@@ -212,7 +216,10 @@ class Spool:
         return _Entry(batch.seq, path, len(body), kinds)
 
     def put(self, batch: Batch) -> bool:
-        """Store a batch, shedding events if the spool is full; False if nothing of it could be kept."""
+        """Store a batch, shedding events if the spool is full; False if nothing of it could be kept.
+
+        Raises OSError when the disk refuses the write (the caller counts the batch as shed).
+        """
         with self._lock:
             body = self._encode(batch)
             free = self.max_bytes - self.bytes_used
@@ -276,8 +283,11 @@ class Spool:
                 raise TelemetryError(f"holds seq {batch.seq}, its name says {entry.seq}")
         except (OSError, TelemetryError) as exc:
             self._remove(entry.seq)
-            if entry.path.exists():
-                self._move_aside(entry.path, str(exc))
+            try:
+                if entry.path.exists():
+                    self._move_aside(entry.path, str(exc))
+            except OSError:
+                pass  # left in pending/: the next open looks at it again
             return None
         return batch
 
