@@ -127,10 +127,17 @@ class _Tables:
         self.packet_always: dict[int, list[int]] = {}
         self.obs_rules: dict[str, list[_Compiled]] = {}
         generic: list[int] = []
+        obs_fp: dict[tuple[str, str], list[tuple[bytes, bool, int]]] = {}
+        self.obs_always: dict[str, list[int]] = {}
         for i, c in enumerate(self.rules):
             if c.mode == "obs":
+                key = _obs_fast_pattern(c)
                 for t in c.obs_types:
                     self.obs_rules.setdefault(t, []).append(c)
+                    if key is None:
+                        self.obs_always.setdefault(t, []).append(i)
+                    else:
+                        obs_fp.setdefault((t, key[0]), []).append((key[1], key[2], i))
                 continue
             fp = fast_pattern(c.rule.buffer("payload")) if c.payload is not None else None
             if c.mode == "stream":
@@ -149,6 +156,9 @@ class _Tables:
         self.stream_pf = Prefilter(stream_fp, config.prefilter)
         self.packet_pf = Prefilter(packet_fp, config.prefilter)
         self.has_stream = bool(stream_fp or self.stream_always)
+        self.obs_pf: dict[str, list[tuple[str, Prefilter]]] = {}
+        for (t, buf), entries in sorted(obs_fp.items()):
+            self.obs_pf.setdefault(t, []).append((buf, Prefilter(entries, config.prefilter)))
         for lst in self.packet_always.values():
             lst.extend(generic)
             lst.sort()
@@ -255,12 +265,12 @@ class RuleEngine:
         st: _StreamState = slot[1 + direction]
         return st
 
-    def _packet_checks(self, c: _Compiled, pkt: Packet, flow: Any, direction: int) -> bool:
+    def _packet_checks(self, c: _Compiled, pkt: Packet, flow: Any, direction: int, check_app: bool = True) -> bool:
         r = c.rule
         proto = pkt.proto
         if c.ip_protos is not None and proto not in c.ip_protos:
             return False
-        if c.app is not None and (flow is None or flow.app not in c.app):
+        if check_app and c.app is not None and (flow is None or flow.app not in c.app):
             return False
         if not _header(r, pkt, c.uses_ports and (proto == PROTO_TCP or proto == PROTO_UDP)):
             return False
@@ -287,8 +297,9 @@ class RuleEngine:
 
     def on_observation(self, obs: Any) -> list[Alert]:
         """Alerts raised by one observation (HTTP request, DNS message, TLS hello, ...)."""
-        rules = self._t.obs_rules.get(obs.type)
-        if not rules:
+        t = self._t
+        kind = obs.type
+        if kind not in t.obs_rules:
             return []
         flow = obs.flow
         if flow is not None and flow.ext.get(PASS_KEY):
@@ -296,54 +307,51 @@ class RuleEngine:
         pkt, direction, fields = obs.pkt, obs.direction, obs.fields
         if not pkt.ip_version:
             return []
-        app = _observation_app(obs.type, fields)
         cache: dict[str, list[bytes | bytearray]] = {}
+
+        def values(name: str) -> list[bytes | bytearray]:
+            got = cache.get(name)
+            if got is None:
+                if name == "payload":
+                    got = [flow.streams[direction]] if flow is not None and flow.streams else [pkt.payload]
+                else:
+                    got = list(observation_buffer(name, kind, fields, obs.msg))
+                cache[name] = got
+            return got
+
+        cands = set(t.obs_always.get(kind, ()))
+        for name, pf in t.obs_pf.get(kind, ()):
+            for v in values(name):
+                cands |= pf.scan(v)
+        if not cands:
+            return []
+        app = _observation_app(kind, fields)
         out: list[Alert] = []
         once: set[tuple[int, int]] | None = None
-        if flow is not None and obs.type in _ONCE_PER_FLOW:
+        if flow is not None and kind in _ONCE_PER_FLOW:
             slot = flow.ext.get(ONCE_KEY)
             if slot is None or slot[0] != self.generation:
                 slot = flow.ext[ONCE_KEY] = (self.generation, set())
             once = slot[1]
-        for c in rules:
+        for i in sorted(cands):
+            c = t.rules[i]
             if c.app is not None and app not in c.app:
                 continue
             if once is not None and c.key in once:
                 continue
-            if not self._packet_checks_obs(c, pkt, flow, direction):
+            # the observation itself proves the protocol; the flow's label may lag behind it
+            if not self._packet_checks(c, pkt, flow, direction, check_app=False):
                 continue
-            ok = True
-            for name, prog in c.programs:
-                values = cache.get(name)
-                if values is None:
-                    if name == "payload":
-                        values = [flow.streams[direction]] if flow is not None and flow.streams else [pkt.payload]
-                    else:
-                        values = list(observation_buffer(name, obs.type, fields, obs.msg))
-                    cache[name] = values
-                if not any(prog.match(v) for v in values):
-                    ok = False
-                    break
-            if not ok:
+            if not all(any(prog.match(v) for v in values(name)) for name, prog in c.programs):
                 continue
             if once is not None:
                 once.add(c.key)
-            res = self._fire(c, pkt, flow, _app_fields(obs.type, fields))
+            res = self._fire(c, pkt, flow, _app_fields(kind, fields))
             if res is _PASS:
                 return []
             if isinstance(res, Alert):
                 out.append(res)
         return out
-
-    def _packet_checks_obs(self, c: _Compiled, pkt: Packet, flow: Any, direction: int) -> bool:
-        if c.app is not None:
-            # the observation already proved the protocol; the flow's label may lag behind it
-            saved, c.app = c.app, None
-            try:
-                return self._packet_checks(c, pkt, flow, direction)
-            finally:
-                c.app = saved
-        return self._packet_checks(c, pkt, flow, direction)
 
     # -- actions -----------------------------------------------------------------------------
 
@@ -444,6 +452,17 @@ def _flowbits_ok(r: Rule, flow: Any) -> bool:
         if not hit:
             return False
     return True
+
+
+def _obs_fast_pattern(c: _Compiled) -> tuple[str, bytes, bool] | None:
+    """(buffer, pattern, nocase) the prefilter uses for an observation rule, or None."""
+    for name, ms in c.rule.buffers:
+        if name == "payload":
+            continue
+        fp = fast_pattern(ms)
+        if fp is not None:
+            return name, fp.pattern, fp.nocase
+    return None
 
 
 def _observation_app(obs_type: str, fields: dict[str, Any]) -> str:
