@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import csv
 import re
+import shutil
+import subprocess
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -418,4 +420,86 @@ def test_ssdp_agrees_with_tshark(captures: list[Capture]) -> None:
     )
     tally.report(labels)
     assert tally.total["SSDP method"] > 10
+    assert not tally.mismatches
+
+
+LIVE_FIELDS = [
+    "dns.id",
+    "dns.a",
+    "dns.aaaa",
+    "dns.cname",
+    "dns.resp.ttl",
+    "dns.flags.rcode",
+    "dns.qry.type",
+    "dns.srv.port",
+    "dns.txt",
+    "dhcp.option.requested_ip_address",
+    "dhcp.option.dhcp_server_id",
+    "dhcp.option.dhcp_max_message_size",
+    "dhcp.ip.your",
+    "dhcp.ip.client",
+    "dhcp.option.type",
+    "dhcpv6.vendorclass.enterprise",
+    "dhcpv6.client_domain",
+    "dhcpv6.duid.type",
+    "nbns.flags.opcode",
+]
+
+
+def _live_checks(m: Parsed, row: dict[str, str]) -> list[tuple[str, str, str]]:
+    out: list[tuple[str, str, str]] = []
+    if isinstance(m, DnsMessage) and row["dns.id"]:
+        recs = [*m.answers, *m.authorities, *m.additionals]
+        for label, rtype, col in (("DNS A", 1, "dns.a"), ("DNS AAAA", 28, "dns.aaaa"), ("DNS CNAME", 5, "dns.cname")):
+            out.append((label, _join(r.data for r in recs if r.rtype == rtype), row[col]))
+        # tshark has no TTL for the EDNS OPT pseudo-record (its "TTL" holds flags).
+        out.append(("DNS TTL", _join(r.ttl for r in recs if r.rtype != 41), row["dns.resp.ttl"]))
+        out.append(("DNS qtype", _join(q.qtype for q in m.questions), row["dns.qry.type"]))
+        out.append(("DNS SRV port", _join(r.data.split()[2] for r in recs if r.rtype == TYPE_SRV), row["dns.srv.port"]))
+        out.append(("DNS TXT", _join(t for r in recs if r.rtype == 16 for t in r.txt), row["dns.txt"]))
+        if m.response:  # tshark shows the rcode of responses only
+            out.append(("DNS rcode", str(m.rcode), row["dns.flags.rcode"]))
+    elif isinstance(m, DhcpMessage):
+        out.append(("DHCP requested IP", m.requested_ip or "", row["dhcp.option.requested_ip_address"]))
+        out.append(("DHCP server id", m.server_id or "", row["dhcp.option.dhcp_server_id"]))
+        out.append(("DHCP max size", str(m.max_msg_size or ""), row["dhcp.option.dhcp_max_message_size"]))
+        out.append(("DHCP yiaddr", m.yiaddr, row["dhcp.ip.your"]))
+        out.append(("DHCP ciaddr", m.ciaddr, row["dhcp.ip.client"]))
+        # tshark lists pad and end too; our option list leaves them out.
+        theirs = ",".join(x for x in row["dhcp.option.type"].split(",") if x not in ("0", "255"))
+        out.append(("DHCP option order", _join(m.options), theirs))
+    elif isinstance(m, Dhcp6Message):
+        out.append(("DHCPv6 enterprise", str(m.enterprise or ""), row["dhcpv6.vendorclass.enterprise"]))
+        out.append(("DHCPv6 FQDN", m.fqdn or "", row["dhcpv6.client_domain"]))
+        first = row["dhcpv6.duid.type"].split(",")[0]
+        out.append(("DHCPv6 DUID type", str(m.duid_type or ""), first))
+    elif isinstance(m, NbnsMessage):
+        out.append(("NBNS opcode", str(m.opcode), row["nbns.flags.opcode"]))
+    return out
+
+
+@pytest.mark.slow
+def test_more_fields_agree_with_live_tshark(captures: list[Capture], corpora: Path) -> None:
+    """Fields the stored TSV does not carry, from the installed tshark run on the same captures."""
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        pytest.skip("tshark not installed")
+    tally = Tally()
+    for cap in captures:
+        if not any(isinstance(r, DnsMessage | DhcpMessage | Dhcp6Message | NbnsMessage) for r in cap.parsed.values()):
+            continue
+        pcap = next(corpora.glob(f"*/pcap/{cap.name}"))
+        cmd = [tshark, "-r", str(pcap), "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,"]
+        cmd += ["-e", "frame.number"] + [a for f in LIVE_FIELDS for a in ("-e", f)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines():
+            number, *values = line.split("\t")
+            m = cap.parsed.get(int(number))
+            if m is None or isinstance(m, DecodeError):
+                continue
+            row = dict(zip(LIVE_FIELDS, values, strict=True))
+            for label, ours, theirs in _live_checks(m, row):
+                tally.check(label, f"{cap.name}#{number}", ours, theirs)
+    tally.report(sorted(tally.total))
+    assert sum(tally.total.values()) > 2000
     assert not tally.mismatches
