@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from telemetry.config import ShipperConfig
@@ -181,3 +182,27 @@ async def test_plain_http_refused_off_loopback(tmp_path: Path) -> None:
         config(tmp_path, "http://192.0.2.1:8080")
     cfg = config(tmp_path, "http://192.0.2.1:8080", allow_insecure=True)
     assert Shipper(cfg).config.allow_insecure
+
+
+async def test_submit_never_waits_and_sheds_volume_first_when_the_sender_lags(tmp_path: Path) -> None:
+    # Not started: no sender drains the backlog, as when the disk and network both stall.
+    from telemetry.schema import AlertEvent, HealthEvent
+
+    cfg = config(tmp_path, "http://127.0.0.1:9", batch_max_bytes=2000, batch_max_events=1000)
+    shipper = Shipper(cfg)
+    for i in range(3000):
+        shipper.submit(ev(i))
+        if i % 10 == 0:
+            shipper.submit(AlertEvent(ts=1.0, sid=i, msg="m"))
+    stats = shipper.stats()
+    kept_alerts = sum(isinstance(e, AlertEvent) for batch in shipper._closed for e in batch)
+    print(f"backlog shed {stats.shed}, kept {kept_alerts} alerts of 300")
+    assert (
+        stats.shed["obs"] > 0
+        and "alert" not in stats.shed
+        and kept_alerts + len([e for e in shipper._current if isinstance(e, AlertEvent)]) == 300
+    )
+    # The counters fill a valid health event.
+    health = HealthEvent(ts=1.0, **stats.health_fields())
+    assert msgspec.convert(msgspec.to_builtins(health), HealthEvent) == health  # passes the schema's checks
+    assert health.shed == stats.shed and health.batches_spooled == 0
