@@ -33,9 +33,10 @@ from tests.signatures.pcap_streams import Key, read_capture
 
 @dataclass
 class Found:
-    clients: dict[Key, list[ClientHello]] = field(default_factory=dict)
-    servers: dict[Key, list[ServerHello]] = field(default_factory=dict)
-    ssh: dict[Key, tuple[str, SshKexInit | None, bool]] = field(default_factory=dict)  # banner, kex, client?
+    # Per sender, every connection's hellos in order: [first, after a HelloRetryRequest].
+    clients: dict[Key, list[list[ClientHello]]] = field(default_factory=dict)
+    servers: dict[Key, list[list[ServerHello]]] = field(default_factory=dict)
+    ssh: dict[Key, list[tuple[str, SshKexInit | None, bool]]] = field(default_factory=dict)  # banner, kex, client?
     errors: dict[Key, str] = field(default_factory=dict)
     udp: set[Key] = field(default_factory=set)  # keys of QUIC and DTLS flows
 
@@ -43,64 +44,71 @@ class Found:
         """Fingerprints `kind` per sender key, in stream order (two after a HelloRetryRequest)."""
         out: dict[Key, list[str]] = {}
         if kind in ("ja3", "ja3_string", "ja4", "ja4_r"):
-            for key, hellos in self.clients.items():
-                for hello in hellos[:1] if first_only else hellos:
+            for key, conns in self.clients.items():
+                for hello in (h for hellos in conns for h in (hellos[:1] if first_only else hellos)):
                     j3, j3h = ja3(hello)
                     j4, j4r = ja4(hello)
                     value = {"ja3": j3h, "ja3_string": j3, "ja4": j4, "ja4_r": j4r}[kind]
                     out.setdefault(key, []).append(value)
         elif kind == "ja4_2nd":  # the ClientHello that answers a HelloRetryRequest
-            for key, hellos in self.clients.items():
-                if len(hellos) > 1:
-                    out[key] = [ja4(hellos[1])[0]]
+            for key, conns in self.clients.items():
+                for hellos in conns:
+                    if len(hellos) > 1:
+                        out.setdefault(key, []).append(ja4(hellos[1])[0])
         elif kind in ("ja3s", "ja3s_string"):
-            for key, shs in self.servers.items():
-                for sh in shs[:1] if first_only else shs:
+            for key, conns in self.servers.items():
+                for sh in (h for shs in conns for h in (shs[:1] if first_only else shs)):
                     s, h = ja3s(sh)
                     out.setdefault(key, []).append(h if kind == "ja3s" else s)
         elif kind in ("hassh", "hassh_server"):
-            for key, (_, kex, is_client) in self.ssh.items():
-                if kex is not None and is_client == (kind == "hassh"):
-                    out[key] = [(hassh(kex) if is_client else hassh_server(kex))[1]]
+            for key, sessions in self.ssh.items():
+                for _, kex, is_client in sessions:
+                    if kex is not None and is_client == (kind == "hassh"):
+                        out.setdefault(key, []).append((hassh(kex) if is_client else hassh_server(kex))[1])
         return out
 
 
 def fingerprint_capture(path: Path) -> Found:
     cap = read_capture(path)
     found = Found()
-    for key, stream in cap.tcp.items():
+    parsed: set[tuple[Key, int]] = set()
+    for key, streams in cap.tcp.items():
         reverse = (key[2], key[3], key[0], key[1])
         initiator = cap.first_pkt[key] <= cap.first_pkt.get(reverse, 1 << 62)
-        try:
-            if looks_like_tls(stream):
-                try:
-                    if parse_client_hello(stream) is not None:
-                        found.clients[key] = parse_client_hellos(stream)
-                except DecodeError as exc:
-                    if exc.reason != "tls.not_client_hello":
-                        raise
-                    if parse_server_hello(stream) is not None:
-                        found.servers[key] = parse_server_hellos(stream)
-            elif b"SSH-" in stream[:1024]:
-                banner = parse_ssh_banner(stream, allow_preamble=not initiator)
-                if banner is not None:
-                    kex = None if banner[0].startswith("SSH-1.5") else parse_ssh_kexinit(stream, banner[1])
-                    found.ssh[key] = (banner[0], kex, initiator)
-        except DecodeError as exc:
-            found.errors[key] = str(exc)
+        for index, stream in enumerate(streams):
+            try:
+                if looks_like_tls(stream):
+                    parsed.add((key, index))
+                    try:
+                        if parse_client_hello(stream) is not None:
+                            found.clients.setdefault(key, []).append(parse_client_hellos(stream))
+                    except DecodeError as exc:
+                        if exc.reason != "tls.not_client_hello":
+                            raise
+                        if parse_server_hello(stream) is not None:
+                            found.servers.setdefault(key, []).append(parse_server_hellos(stream))
+                elif b"SSH-" in stream[:1024]:
+                    banner = parse_ssh_banner(stream, allow_preamble=not initiator)
+                    if banner is not None:
+                        kex = None if banner[0].startswith("SSH-1.5") else parse_ssh_kexinit(stream, banner[1])
+                        found.ssh.setdefault(key, []).append((banner[0], kex, initiator))
+            except DecodeError as exc:
+                found.errors[key] = str(exc)
     for key in list(found.clients):
         # The server side of a TLS client (a CONNECT tunnel's server side starts with HTTP/1.1 200).
         reverse = (key[2], key[3], key[0], key[1])
-        if reverse in cap.tcp and reverse not in found.servers:
+        for index, stream in enumerate(cap.tcp.get(reverse, [])):
+            if (reverse, index) in parsed:
+                continue
             try:
-                found.servers[reverse] = parse_server_hellos(cap.tcp[reverse])
+                found.servers.setdefault(reverse, []).append(parse_server_hellos(stream))
             except DecodeError as exc:
                 found.errors[reverse] = str(exc)
     for key, datagrams in cap.udp.items():
         reverse = (key[2], key[3], key[0], key[1])
         if looks_like_dtls_client_hello(datagrams[0]):
             try:
-                found.clients[key] = [parse_dtls_client_hello(datagrams[0])]
+                found.clients[key] = [[parse_dtls_client_hello(datagrams[0])]]
                 found.udp.add(key)
             except DecodeError as exc:
                 found.errors[key] = str(exc)
@@ -112,7 +120,7 @@ def fingerprint_capture(path: Path) -> Found:
             for datagram in datagrams:
                 hello = reader.feed(datagram)
                 if hello is not None:
-                    found.clients[key] = [hello]
+                    found.clients[key] = [[hello]]
                     found.udp.add(key)
                     break
         except DecodeError as exc:
@@ -124,7 +132,7 @@ def fingerprint_capture(path: Path) -> Found:
             for datagram in cap.udp[reverse]:
                 server = server_reader.feed(datagram)
                 if server is not None:
-                    found.servers[reverse] = [server]
+                    found.servers[reverse] = [[server]]
                     found.udp.add(reverse)
                     break
         except DecodeError as exc:

@@ -19,7 +19,7 @@ Key = tuple[str, int, str, int]  # src, sport, dst, dport
 
 @dataclass
 class Capture:
-    tcp: dict[Key, bytes] = field(default_factory=dict)
+    tcp: dict[Key, list[bytes]] = field(default_factory=dict)  # one stream per connection (port reuse)
     udp: dict[Key, list[bytes]] = field(default_factory=dict)
     first_pkt: dict[Key, int] = field(default_factory=dict)
 
@@ -49,8 +49,8 @@ def _ip_of(layer: object) -> tuple[str, str] | None:
 
 def read_capture(path: Path) -> Capture:
     cap = Capture()
-    segments: dict[Key, list[tuple[int, bytes]]] = {}
-    isn: dict[Key, int] = {}
+    # Per direction, one (ISN, segments) per connection: a SYN with a new ISN starts another.
+    conns: dict[Key, list[tuple[int | None, list[tuple[int, bytes]]]]] = {}
     with PcapReader(str(path)) as reader:
         linktype = getattr(reader, "linktype", None)
         for number, raw in enumerate(reader, 1):
@@ -71,21 +71,30 @@ def read_capture(path: Path) -> Capture:
             cap.first_pkt.setdefault(key, number)
             payload = _payload(layer)
             if isinstance(layer, TCP):
+                mine = conns.setdefault(key, [])
                 if layer.flags & 0x02:
-                    isn[key] = (int(layer.seq) + 1) & 0xFFFFFFFF
-                if payload and not (layer.flags & 0x02):
-                    segments.setdefault(key, []).append((int(layer.seq), payload))
-            else:
-                if payload:
-                    cap.udp.setdefault(key, []).append(payload)
-    for key, segs in segments.items():
-        base = isn.get(key, min(s for s, _ in segs))
-        ordered = sorted(((s - base) & 0xFFFFFFFF, d) for s, d in segs)
-        out = bytearray()
-        for rel, data in ordered:
-            if rel > len(out):
-                break
-            if rel + len(data) > len(out):
-                out += data[len(out) - rel :]
-        cap.tcp[key] = bytes(out)
+                    isn = (int(layer.seq) + 1) & 0xFFFFFFFF
+                    if not mine or (mine[-1][0] != isn and mine[-1][1]):
+                        mine.append((isn, []))
+                    elif mine[-1][0] is None:
+                        mine[-1] = (isn, mine[-1][1])
+                elif payload:
+                    if not mine:
+                        mine.append((None, []))
+                    mine[-1][1].append((int(layer.seq), payload))
+            elif payload:
+                cap.udp.setdefault(key, []).append(payload)
+    for key, connections in conns.items():
+        for isn, segs in connections:
+            if not segs:
+                continue
+            base = isn if isn is not None else min(s for s, _ in segs)
+            ordered = sorted(((s - base) & 0xFFFFFFFF, d) for s, d in segs)
+            out = bytearray()
+            for rel, data in ordered:
+                if rel > len(out):
+                    break
+                if rel + len(data) > len(out):
+                    out += data[len(out) - rel :]
+            cap.tcp.setdefault(key, []).append(bytes(out))
     return cap

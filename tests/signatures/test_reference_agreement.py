@@ -164,7 +164,7 @@ def test_no_fingerprint_that_tshark_does_not_see(corpora: Path) -> None:
             ours = Counter(
                 (k[0], k[1], v)
                 for k, values in found.values(kind).items()
-                if not any(h.dtls for h in found.clients.get(k, []))
+                if not any(h.dtls for hellos in found.clients.get(k, []) for h in hellos)
                 for v in values
             )
             ours_total += sum(ours.values())
