@@ -13,14 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.signatures.corpus_fingerprints import fingerprint_capture
+from signatures.ja3 import ja3, ja3s
+from signatures.ja4 import ja4
+from tests.signatures.corpus_fingerprints import Found, fingerprint_capture
 
 pytestmark = pytest.mark.corpora
 
 _FILTER = re.compile(r"- filter:(.*?)(?=\n\s*- filter:|\Z)", re.S)
 _COUNT = re.compile(r"count:\s*(\d+)")
 _EVENT = re.compile(r"event_type:\s*(\w+)")
-_FIELD = re.compile(r"^\s*((?:tls|quic)\.(?:ja4|ja3s?(?:\.hash|\.string)?)):\s*\"?([^\"\n]+?)\"?\s*$", re.M)
+_FIELD = re.compile(r"^\s*(?:tls|quic)\.(ja4|ja3s?\.(?:hash|string)|sni):\s*\"?([^\"\n]+?)\"?\s*$", re.M)
 # Suricata field -> our fingerprint kind.
 _KINDS = {
     "ja4": "ja4",
@@ -28,22 +30,38 @@ _KINDS = {
     "ja3.string": "ja3_string",
     "ja3s.hash": "ja3s",
     "ja3s.string": "ja3s_string",
+    "sni": "sni",
 }
 
 
-def _fp_checks(test_yaml: Path) -> list[tuple[str, str, str, int]]:
-    """(event_type, kind, value, count) for every filter that checks a fingerprint field."""
+def _fp_checks(test_yaml: Path) -> list[tuple[str, dict[str, str], int]]:
+    """(event_type, {kind: value}, count) for every filter that checks a fingerprint field."""
     out = []
     for block in _FILTER.findall(test_yaml.read_text()):
         event, count = _EVENT.search(block), _COUNT.search(block)
-        for field, value in _FIELD.findall(block):
-            if event and count:
-                out.append((event.group(1), _KINDS[field.split(".", 1)[1]], value, int(count.group(1))))
+        wanted = {_KINDS[name]: value for name, value in _FIELD.findall(block)}
+        if event and count and set(wanted) - {"sni"}:
+            out.append((event.group(1), wanted, int(count.group(1))))
     return out
 
 
 def _fp_tests(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.glob("*/test.yaml") if _fp_checks(p))
+
+
+def _flows(found: Found) -> list[tuple[bool, dict[str, str]]]:
+    """(UDP?, values) per connection, as Suricata logs one tls/quic event per flow."""
+    out = []
+    for key, conns in found.clients.items():
+        servers = found.servers.get((key[2], key[3], key[0], key[1]), [])
+        for index, hellos in enumerate(conns):
+            values = {"sni": hellos[0].sni or ""}
+            values["ja3_string"], values["ja3"] = ja3(hellos[0])
+            values["ja4"] = ja4(hellos[0])[0]
+            if index < len(servers) and servers[index]:
+                values["ja3s_string"], values["ja3s"] = ja3s(servers[index][0])
+            out.append((key in found.udp, values))
+    return out
 
 
 def test_suricata_verify_fingerprint_tests(corpora: Path) -> None:
@@ -54,19 +72,15 @@ def test_suricata_verify_fingerprint_tests(corpora: Path) -> None:
     failures = []
     for test in tests:
         pcaps = sorted(test.glob("*.pcap")) + sorted(test.glob("*.pcapng"))
-        found = fingerprint_capture(pcaps[0])
-        for event, kind, value, count in _fp_checks(test / "test.yaml"):
-            wanted_udp = event == "quic"
-            seen = sum(
-                1
-                for key, values in found.values(kind, first_only=True).items()
-                if value in values and (key in found.udp) == wanted_udp
-            )
+        flows = _flows(fingerprint_capture(pcaps[0]))
+        for event, wanted, count in _fp_checks(test / "test.yaml"):
+            udp = event == "quic"
+            seen = sum(1 for is_udp, v in flows if is_udp == udp and all(v.get(k) == x for k, x in wanted.items()))
             total += 1
             if seen == count:
                 ok += 1
             else:
-                failures.append(f"{test.name}: {event} {kind}={value}: expected {count}, ours {seen}")
+                failures.append(f"{test.name}: {event} {wanted}: expected {count}, ours {seen}")
     print(f"suricata-verify FP checks: {ok}/{total} ({', '.join(t.name for t in tests)})")
     assert not failures, failures
     assert ok == total > 0
