@@ -503,3 +503,25 @@ def test_more_fields_agree_with_live_tshark(captures: list[Capture], corpora: Pa
     tally.report(sorted(tally.total))
     assert sum(tally.total.values()) > 2000
     assert not tally.mismatches
+
+
+_NDPI_FLOW = re.compile(r"UDP ([0-9.]+):(\d+) <?-> ([0-9.]+):(\d+) .*?\[Hostname/SNI: ([^\]]*)\]")
+
+
+def test_nbns_names_agree_with_ndpi(corpora: Path) -> None:
+    """nDPI's expected output names each NetBIOS-NS flow by the first packet's name, lower-cased."""
+    out = corpora / "protocols" / "upstream" / "ndpi__netbios.pcap.netbios.pcap.out"
+    theirs: dict[frozenset[tuple[str, int]], str] = {}
+    for m in _NDPI_FLOW.finditer(out.read_text()):
+        a, b = (m.group(1), int(m.group(2))), (m.group(3), int(m.group(4)))
+        if 137 in (a[1], b[1]):
+            theirs[frozenset((a, b))] = m.group(5)
+    ours: dict[frozenset[tuple[str, int]], str] = {}
+    for p in payloads(corpora / "protocols" / "pcap" / "ndpi__netbios.pcap").values():
+        key = frozenset(((p.src, p.sport), (p.dst, p.dport)))
+        if p.proto == "udp" and 137 in (p.sport, p.dport) and key not in ours:
+            ours[key] = parse_nbns(p.payload).name.lower()
+    agree = sum(1 for k, v in theirs.items() if ours.get(k) == v)
+    print(f"NBNS flow names agreement with nDPI: {agree}/{len(theirs)} flows")
+    assert len(theirs) >= 10
+    assert {k: ours.get(k) for k in theirs} == theirs
