@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from capture.protocols.ssh import parse_ssh_kexinit
 from capture.protocols.tls import ClientHello, ServerHello, parse_client_hello
@@ -130,3 +133,33 @@ def test_hassh_of_golden_kexinit() -> None:
     server = ";".join((lists[0], lists[3], lists[5], lists[7]))
     assert hassh(kex) == (client, _md5(client))
     assert hassh_server(kex) == (server, _md5(server))
+
+
+_U16 = st.integers(0, 0xFFFF)
+_JA4 = re.compile(r"^[tqd](13|12|11|10|s3|s2|d1|d2|d3|00)[di]\d{4}[0-9A-Za-z]{2}_[0-9a-f]{12}_[0-9a-f]{12}$")
+_JA3 = re.compile(r"^\d+,[\d-]*,[\d-]*,[\d-]*,[\d-]*$")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.builds(
+        ClientHello,
+        version=_U16,
+        ciphers=st.lists(_U16, max_size=120).map(tuple),
+        extensions=st.lists(_U16, max_size=120).map(tuple),
+        sni=st.none() | st.text(max_size=20),
+        alpn=st.lists(st.text(alphabet=st.characters(max_codepoint=255), max_size=10), max_size=3).map(tuple),
+        groups=st.lists(_U16, max_size=10).map(tuple),
+        ec_point_formats=st.lists(st.integers(0, 255), max_size=4).map(tuple),
+        sig_algs=st.lists(_U16, max_size=10).map(tuple),
+        supported_versions=st.lists(_U16, max_size=5).map(tuple),
+        quic=st.booleans(),
+    )
+)
+def test_fingerprints_are_well_formed_for_any_hello(hello: ClientHello) -> None:
+    fingerprint, raw = ja4(hello)
+    assert _JA4.match(fingerprint), fingerprint
+    assert raw[:10] == fingerprint[:10]
+    text, digest = ja3(hello)
+    assert _JA3.match(text) and len(digest) == 32
+    assert not any(str(g) in text.split(",")[1].split("-") for g in GREASE)
