@@ -99,18 +99,23 @@ class _Device:
         self.changed = 0
 
 
+# Address space that is never routed on the internet: RFC 1918 private, RFC 6598 shared (carrier and
+# mesh NAT), RFC 3927 / RFC 4291 link-local, RFC 4193 unique local. Documentation ranges are not
+# here: fixtures use them for both sides, so their LAN is learnt from DHCP, ARP and NDP bindings.
+_LOCAL_NETS = tuple(
+    ipaddress.ip_network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "fe80::/10",
+              "fc00::/7")
+)  # fmt: skip
+
+
 @functools.lru_cache(maxsize=65_536)
 def _is_private(ip: str) -> bool:
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
         return False
-    if isinstance(addr, ipaddress.IPv4Address) and addr in _CGNAT:
-        return True
-    return addr.is_private or addr.is_link_local
-
-
-_CGNAT = ipaddress.ip_network("100.64.0.0/10")  # RFC 6598 shared address space (carrier and mesh NAT)
+    return any(addr.version == n.version and addr in n for n in _LOCAL_NETS)
 
 
 class Inventory:
@@ -168,7 +173,7 @@ class Inventory:
         return best.mac
 
     def is_local(self, ip: str) -> bool:
-        """Private, link-local, shared or configured local address."""
+        """Private, link-local, shared or configured local address (bound addresses are checked apart)."""
         if _is_private(ip):
             return True
         if self._local:
@@ -249,8 +254,8 @@ class Inventory:
 
     def _dhcp_server(self, event: Mapping[str, Any], now: float) -> None:
         mac, src = event.get("src_mac") or "", event.get("src") or ""
-        if not mac or is_multicast(mac) or src in _UNSPECIFIED or not self.is_local(src):
-            return
+        if not mac or is_multicast(mac) or src in _UNSPECIFIED:
+            return  # a DHCP server (or the relay forwarding for it) is on the link: no locality check
         dev = self._device(mac, now)
         changed = self._add_ip(dev, src, now)
         self.bind(src, mac, now, "traffic")

@@ -31,6 +31,7 @@ def vendors(mac: str) -> str | None:
 
 
 def inv(**kw: Any) -> Inventory:
+    kw.setdefault("local_networks", ("192.0.2.0/24", "2001:db8::/32"))  # the synthetic site's LAN
     return Inventory(InventoryConfig(**kw), vendor_lookup=vendors)
 
 
@@ -223,9 +224,15 @@ def test_bindings_over_time_from_dhcp_arp_ndp() -> None:
 
 def test_remote_servers_behind_the_router_are_not_the_router() -> None:
     i = inv()
+    i.observe(syn(0.5, ROUTER, "198.51.100.7", "Linux 3.11 and newer", ttl=50, synack=True), 0.5)
     i.observe(syn(1.0, ROUTER, "8.8.8.8", "Linux 3.11 and newer", ttl=50, synack=True), 1.0)
     i.observe(base("tls_server", 1.1, ROUTER, "8.8.8.8", proto="tcp", ja3s="abc"), 1.1)
     assert i.devices() == []
+    i.observe(base("arp", 2.0, ROUTER, "198.51.100.7", proto="arp", op=2, sender_mac=ROUTER,
+                   sender_ip="198.51.100.7", target_mac=WIN, target_ip="192.0.2.30"), 2.0)  # fmt: skip
+    i.observe(syn(3.0, ROUTER, "198.51.100.7", "Linux 3.11 and newer", ttl=64, synack=True), 3.0)
+    (r,) = i.devices()  # once ARP shows the address on the link, its SYN+ACK is the router's own
+    assert r["fingerprints"] == {} and r["os"]["family"] == "Linux"
     i2 = inv(local_networks=("8.8.8.0/24",))
     i2.observe(syn(1.0, ROUTER, "8.8.8.8", "Linux 3.11 and newer", ttl=50, synack=True), 1.0)
     assert len(i2) == 1
