@@ -18,14 +18,19 @@ def _last(value: str) -> str:
     return value.split(",")[-1] if value else value
 
 
+_TLS_COLUMN = re.compile(r"TLS|SSL|QUIC|DTLS")
+
+
 def tshark_tsv(path: Path) -> dict[str, list[Entry]]:
     """JA3 / JA3 string keyed by client (src, sport); JA3S / JA3S string keyed by server."""
-    out: dict[str, list[Entry]] = {"ja3": [], "ja3_string": [], "ja3s": [], "ja3s_string": []}
+    out: dict[str, list[Entry]] = {"ja3": [], "ja3_string": [], "ja3s": [], "ja3s_string": [], "tls_senders": []}
     with path.open(newline="") as fh:
         for row in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
             src = _last(row["ip.src"]) or _last(row["ipv6.src"])
             sport = _last(row["tcp.srcport"]) or _last(row["udp.srcport"])
             key = (src, int(sport)) if sport else (src, 0)
+            if _TLS_COLUMN.search(row["_ws.col.Protocol"]):
+                out["tls_senders"].append((key, row["_ws.col.Protocol"]))  # tshark dissected it as TLS
             if row["tls.handshake.ja3"]:
                 out["ja3"].append((key, row["tls.handshake.ja3"]))
                 out["ja3_string"].append((key, row["tls.handshake.ja3_full"]))
