@@ -8,6 +8,8 @@ b = first 12 hex digits of SHA-256 over the sorted 4-hex-digit cipher list; c = 
 sorted extension list without GREASE, SNI (0000) and ALPN (0010), then `_` and the signature
 algorithms in wire order. An empty list hashes to twelve zeros. `ja4_r` shows the lists instead.
 Only client JA4 is implemented: the other JA4+ methods are under a non-commercial licence.
+"d" follows the specification's wording (the server_name extension exists), so a server_name
+extension without a host name gives "d"; tools that read tshark's host-name field say "i".
 """
 
 from __future__ import annotations
