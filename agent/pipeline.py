@@ -50,7 +50,7 @@ class Pipeline:
     def __init__(self, config: PipelineConfig | None = None) -> None:
         self.config = c = config or PipelineConfig()
         self.flows = FlowTable(c.flows)
-        self.observer = Observer()
+        self.observer = Observer(keep_streams=bool(c.rule_files))
         self.events: list[dict[str, Any]] = []
         self.errors: Counter[str] = Counter()
         self.obs_counts: Counter[str] = Counter()

@@ -367,13 +367,24 @@ class FlowTable:
         return out
 
 
+_SNAPSHOT_FIELDS = (
+    "_cid", "active_start", "app", "bytes_fwd", "bytes_rev", "closing", "dport", "dst", "dst_mac", "established",
+    "first_ts", "flags_fwd", "flags_rev", "icmp_code", "icmp_type", "key", "last_ts", "pkts_fwd", "pkts_rev",
+    "proto", "sport", "src", "src_mac", "state", "tclass", "vlan",
+)  # fmt: skip
+
+
 def _snapshot(f: Flow) -> Flow:
+    """A copy of the counters and endpoints of `f`, for an active-timeout record."""
     c = Flow.__new__(Flow)
-    for name in Flow.__slots__:
-        if name in ("streams", "pending", "ext"):
-            continue
+    for name in _SNAPSHOT_FIELDS:
         setattr(c, name, getattr(f, name))
     c.streams = None
     c.pending = None
     c.ext = {}
+    c.inspect = [False, False]
+    c.next_seq = [-1, -1]
+    c.fin_fwd = f.fin_fwd
+    c.fin_rev = f.fin_rev
+    c.end_reason = ""
     return c

@@ -61,7 +61,9 @@ Handler = Callable[[Packet, Flow | None, int, bytes], "Observation | None"]
 class Observer:
     """Sans-IO: `packet()` returns the observations a packet completes."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_streams: bool = False) -> None:
+        # keep_streams: the rule engine matches on reassembled streams, so keep them to the depth.
+        self.keep_streams = keep_streams
         self.errors: Counter[str] = Counter()
         self.pkt_no = 0
         dns = self._dns("dns")
@@ -231,6 +233,16 @@ class Observer:
         )
 
     def _tcp_payload(self, pkt: Packet, flow: Flow, d: int) -> list[Observation] | None:
+        out = self._tcp_app(pkt, flow, d)
+        st = flow.ext.get("obs")
+        if st is not None and st[d] == _DONE and flow.inspect[d] and not self.keep_streams:
+            # Nothing more to learn from this direction: stop copying its bytes and free them.
+            flow.inspect[d] = False
+            if flow.streams is not None:
+                flow.streams[d] = bytearray()
+        return out
+
+    def _tcp_app(self, pkt: Packet, flow: Flow, d: int) -> list[Observation] | None:
         if flow.sport == 53 or flow.dport == 53:
             try:
                 m = parse_dns_tcp(pkt.payload)
