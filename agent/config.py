@@ -80,6 +80,7 @@ class CaptureSection:
     promisc: bool = _LIVE.promisc
     snaplen: int = _LIVE.snaplen
     queue_blocks: int = _LIVE.queue_blocks
+    wait_for_interfaces: bool = _LIVE.wait_for_interfaces
     ring: RingSection = field(default_factory=RingSection)
 
     def live_config(self) -> LiveConfig:
@@ -95,6 +96,7 @@ class CaptureSection:
             frame_size=r.frame_size,
             timeout_ms=r.timeout_ms,
             queue_blocks=self.queue_blocks,
+            wait_for_interfaces=self.wait_for_interfaces,
         )
 
 

@@ -78,6 +78,9 @@ _VLAN_TAG = struct.Struct("!HH")
 _MREQ = struct.Struct("=iHH8s")
 
 
+NO_SUCH_INTERFACE = "no such interface"
+
+
 class LiveCaptureError(VeilleError):
     """An interface that cannot be captured on; names the interface and the step."""
 
@@ -109,6 +112,9 @@ class LiveConfig:
     fallback_batch: int = 256
     # Seconds between two "queue full" warnings (the counters keep every drop).
     drop_log_interval: float = 10.0
+    # Start even when an interface does not exist yet (a USB NIC, a bridge made later) and open it
+    # when it appears; by default a missing interface is an error at start.
+    wait_for_interfaces: bool = False
 
 
 def check_ring(block_size: int, block_count: int, frame_size: int, timeout_ms: int) -> list[tuple[str, str]]:
@@ -175,7 +181,7 @@ def _open_packet_socket(iface: str, program: BpfProgram | None) -> tuple[socket.
     try:
         ifindex = socket.if_nametoindex(iface)
     except OSError as exc:
-        raise LiveCaptureError(iface, "no such interface") from exc
+        raise LiveCaptureError(iface, NO_SUCH_INTERFACE) from exc
     try:
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     except PermissionError as exc:
@@ -370,7 +376,7 @@ class LiveSource:
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             for name in self._ifaces:
-                self._open(name)
+                self._open_or_wait(name)
         except BaseException:
             self._close_all()
             raise
@@ -456,6 +462,14 @@ class LiveSource:
             st.mode = cap.mode
             st.up = True
         return cap
+
+    def _open_or_wait(self, name: str) -> None:
+        try:
+            self._open(name)
+        except LiveCaptureError as exc:
+            if not (self.config.wait_for_interfaces and exc.message == NO_SUCH_INTERFACE):
+                raise
+            log.warning("capture on %s: interface absent, waiting for it to appear", name)
 
     def _drop(self, name: str) -> Capture | None:
         with self._lock:

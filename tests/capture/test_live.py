@@ -354,3 +354,26 @@ def test_qinq_outer_tag_keeps_its_tpid(veth: Veth) -> None:
         got = collect(src, 1)
     assert got == [frame]
     assert got[0][12:14] == b"\x88\xa8"
+
+
+def test_an_absent_interface_is_opened_when_it_appears(veth: Veth) -> None:
+    from capture.live import LiveCaptureError
+
+    late_cap, late_peer = veth.cap + "l", veth.peer + "l"
+    with pytest.raises(LiveCaptureError, match="no such interface"):
+        LiveSource([late_cap], LiveConfig())
+    with LiveSource([late_cap], LiveConfig(timeout_ms=10, wait_for_interfaces=True)) as src:
+        before = src.stats().interfaces[0]
+        try:
+            make_veth(veth.ns, late_cap, late_peer)
+            sender = open_sender(veth.ns, late_peer)
+            deadline = time.monotonic() + 5
+            while src.stats().interfaces[0].mode == "closed" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            sender.send(udp_frame(7))
+            got = collect(src, 1)
+            sender.close()
+        finally:
+            subprocess.run(["ip", "link", "del", late_cap], capture_output=True, check=False)
+    assert (before.up, before.mode) == (False, "closed")
+    assert got == [udp_frame(7)]
