@@ -123,7 +123,8 @@ class _Tables:
         self.rules.sort(key=lambda c: c.order)
         stream_fp: list[tuple[bytes, bool, int]] = []
         packet_fp: list[tuple[bytes, bool, int]] = []
-        self.stream_always: list[int] = []
+        packet_fp_protos: list[frozenset[int] | None] = []
+        stream_always: list[int] = []
         self.packet_always: dict[int, list[int]] = {}
         self.obs_rules: dict[str, list[_Compiled]] = {}
         generic: list[int] = []
@@ -144,27 +145,39 @@ class _Tables:
                 if fp is not None:
                     stream_fp.append((fp.pattern, fp.nocase, i))
                 else:
-                    self.stream_always.append(i)
+                    stream_always.append(i)
             elif fp is not None:
                 packet_fp.append((fp.pattern, fp.nocase, i))
+                packet_fp_protos.append(c.ip_protos)
             elif c.ip_protos is None:
                 generic.append(i)
             else:
                 for p in c.ip_protos:
                     self.packet_always.setdefault(p, []).append(i)
         self.generic_always = generic
+        self.stream_always = frozenset(stream_always)
         self.stream_pf = Prefilter(stream_fp, config.prefilter)
-        self.packet_pf = Prefilter(packet_fp, config.prefilter)
-        self.has_stream = bool(stream_fp or self.stream_always)
+        # One packet prefilter per IP protocol (rules for any IP protocol are in each), so a TCP
+        # packet is never scanned for UDP rules' patterns.
+        by_proto: dict[int, list[tuple[bytes, bool, int]]] = {}
+        anyproto: list[tuple[bytes, bool, int]] = []
+        for entry, protos in zip(packet_fp, packet_fp_protos, strict=True):
+            if protos is None:
+                anyproto.append(entry)
+            else:
+                for p in protos:
+                    by_proto.setdefault(p, []).append(entry)
+        self.packet_pf: dict[int, Prefilter] = {
+            p: Prefilter(entries + anyproto, config.prefilter) for p, entries in by_proto.items()
+        }
+        self.packet_pf_other = Prefilter(anyproto, config.prefilter) if anyproto else None
+        self.has_stream = bool(stream_fp or stream_always)
         self.obs_pf: dict[str, list[tuple[str, Prefilter]]] = {}
         for (t, buf), entries in sorted(obs_fp.items()):
             self.obs_pf.setdefault(t, []).append((buf, Prefilter(entries, config.prefilter)))
         for lst in self.packet_always.values():
             lst.extend(generic)
             lst.sort()
-
-    def always_for(self, proto: int) -> list[int]:
-        return self.packet_always.get(proto, self.generic_always)
 
 
 class _StreamState:
@@ -188,6 +201,7 @@ class RuleEngine:
 
     @property
     def backend(self) -> str:
+        """The prefilter library in use ("hyperscan" or "ahocorasick")."""
         return self._t.stream_pf.backend
 
     def swap(self, ruleset: RuleSet) -> None:
@@ -206,44 +220,61 @@ class RuleEngine:
         t = self._t
         if flow is not None and flow.ext.get(PASS_KEY):
             return []
-        rules = t.rules
         proto = pkt.proto
+        plen = pkt.payload_len
+        stream_ids: set[int] | None = None
+        stream_buf: bytearray | None = None
+        payload_as_stream = False
+        if proto == PROTO_TCP and t.has_stream:
+            streams = flow.streams if flow is not None and self.config.streams else None
+            if streams:
+                buf = streams[direction]
+                st = self._stream_state(flow, direction)
+                n = len(buf)
+                if n > st.scanned:
+                    pf = t.stream_pf
+                    if pf.patterns:
+                        # only the new bytes, plus enough old ones for a pattern straddling the boundary
+                        start = st.scanned - pf.max_len + 1
+                        hits = pf.scan(buf[start:] if start > 0 else buf)
+                        if hits:
+                            st.hits |= hits
+                    st.scanned = n
+                    pending = st.hits | t.stream_always if t.stream_always else st.hits
+                    if pending:
+                        pending = pending - st.alerted
+                        if pending:
+                            stream_ids, stream_buf = pending, buf
+                elif plen and not flow.inspect[direction]:
+                    payload_as_stream = True  # past the stream depth: inspect the packet alone
+            elif plen:
+                payload_as_stream = True
         payload: bytes | None = None
-        cands: list[tuple[int, bytes | bytearray | None]] = []
-        stream_done = False
-        if t.has_stream and proto == PROTO_TCP and self.config.streams and flow is not None and flow.streams:
-            buf = flow.streams[direction]
-            st = self._stream_state(flow, direction)
-            if len(buf) > st.scanned:
-                overlap = max(t.stream_pf.max_len - 1, 0)
-                region = buf[max(st.scanned - overlap, 0) :] if st.scanned else buf
-                st.hits |= t.stream_pf.scan(region)
-                st.scanned = len(buf)
-                ids = (st.hits | set(t.stream_always)) - st.alerted
-                cands.extend((i, buf) for i in ids)
-                stream_done = True
-            elif pkt.payload_len and not flow.inspect[direction]:
-                stream_done = False
-            else:
-                stream_done = True
-        if pkt.payload_len:
+        pkt_ids: set[int] | None = None
+        pkt_pf = t.packet_pf.get(proto, t.packet_pf_other)
+        if plen and (pkt_pf is not None or payload_as_stream):
             payload = pkt.payload
-            hits = t.packet_pf.scan(payload)
-            if not stream_done and t.has_stream:
-                hits |= t.stream_pf.scan(payload)
-                hits.update(t.stream_always)
-            cands.extend((i, payload) for i in hits)
-        cands.extend((i, payload) for i in t.always_for(proto))
-        if not cands:
+            pkt_ids = pkt_pf.scan(payload) if pkt_pf is not None else set()
+            if payload_as_stream:
+                pkt_ids |= t.stream_pf.scan(payload)
+                pkt_ids |= t.stream_always
+        always = t.packet_always.get(proto, t.generic_always)
+        if not (stream_ids or pkt_ids or always):
             return []
+        cands: list[tuple[int, bytes | bytearray | None, bool]] = []
+        if stream_ids:
+            cands.extend((i, stream_buf, True) for i in stream_ids)
+        if pkt_ids:
+            cands.extend((i, payload, False) for i in pkt_ids)
+        cands.extend((i, payload, False) for i in always)
         cands.sort(key=lambda x: x[0])
+        rules = t.rules
         out: list[Alert] = []
-        for i, buf in cands:
+        for i, buf, stream in cands:
             c = rules[i]
-            stream = c.mode == "stream" and stream_done and buf is not None and buf is not payload
-            if c.mode == "stream" and not stream and c.stream_only:
+            if c.stream_only and not stream:
                 continue
-            if c.rule.proto == "tcp-pkt" and stream:
+            if stream and c.rule.proto == "tcp-pkt":
                 continue
             if not self._packet_checks(c, pkt, flow, direction):
                 continue

@@ -301,8 +301,12 @@ def parse_rule(
     file: str = "",
     line: int = 0,
     classification: Classification | None = None,
+    cache: dict[tuple[str, str], Any] | None = None,
 ) -> Rule:
-    """Parse one rule; raises `RuleError` naming the keyword at fault."""
+    """Parse one rule; raises `RuleError` naming the keyword at fault.
+
+    `cache` (one per load) memoises header address/port expressions, which repeat across a file.
+    """
     if len(text) > MAX_RULE_TEXT:
         raise RuleError("rule", f"longer than {MAX_RULE_TEXT} characters")
     m = _HEADER.match(text)
@@ -334,13 +338,22 @@ def parse_rule(
     obs_types = {BUFFER_OBSERVATION[n] for n, _ in buffers if n in BUFFER_OBSERVATION}
     if len(obs_types) > 1:
         raise RuleError("buffers", f"mixes buffers of different messages: {sorted(obs_types)}", unsupported=True)
+    memo = cache if cache is not None else {}
+
+    def header(kind: str, text: str) -> Any:
+        key = (kind, text)
+        got = memo.get(key)
+        if got is None:
+            got = memo[key] = parse_addresses(text, variables) if kind == "a" else parse_ports(text, variables)
+        return got
+
     rule = Rule(
         action=action,
         proto=proto,
-        src=parse_addresses(src, variables),
-        sport=parse_ports(sport, variables),
-        dst=parse_addresses(dst, variables),
-        dport=parse_ports(dport, variables),
+        src=header("a", src),
+        sport=header("p", sport),
+        dst=header("a", dst),
+        dport=header("p", dport),
         bidirectional=direction == "<>",
         sid=f["sid"],
         gid=f.get("gid", 1),
@@ -413,9 +426,10 @@ def load_text(
     """Parse the rules of one file's text into `into` (or a new RuleSet)."""
     rs = into if into is not None else RuleSet()
     seen = {(r.gid, r.sid) for r in rs.rules}
+    cache: dict[tuple[str, str], Any] = {}
     for line, rule_text in iter_rule_lines(text):
         try:
-            rule = parse_rule(rule_text, variables, file=file, line=line, classification=classification)
+            rule = parse_rule(rule_text, variables, file=file, line=line, classification=classification, cache=cache)
         except RuleError as exc:
             rs.skipped.append(SkippedRule(file, line, guess_sid(rule_text), exc.keyword, exc.reason))
             continue

@@ -90,7 +90,7 @@ class Prefilter:
             def on_match(pid: int, _from: int, _to: int, _flags: int, _ctx: object) -> None:
                 add(pid)
 
-            self._hs.scan(bytes(data), match_event_handler=on_match, scratch=self._scratch)
+            self._hs.scan(data, match_event_handler=on_match, scratch=self._scratch)
         else:
             text = bytes(data).decode("latin-1")
             lowered: str | None = None
