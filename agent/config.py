@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,14 +118,26 @@ class FingerprintsSection:
 
 @dataclass(frozen=True, slots=True)
 class DetectionsSection:
+    """Keys of agent.detections.LanConfig.from_any; empty lists turn the matching detection off."""
+
+    # IPs or MACs allowed to answer DHCP.
     dhcp_servers: list[str] = field(default_factory=list)
+    # "ip" or "ip=mac" (a pinned gateway MAC).
     gateways: list[str] = field(default_factory=list)
     resolvers: list[str] = field(default_factory=list)
+    # CIDRs where a new device alerts; known_macs are the devices expected there.
     closed_segments: list[str] = field(default_factory=list)
+    known_macs: list[str] = field(default_factory=list)
     # Zeek's scan.zeek defaults: 15 ports on one host or 25 hosts on one port within 5 minutes.
     scan_port_threshold: int = 15
     scan_host_threshold: int = 25
     scan_window: float = 300.0
+    # Devices seen in a closed segment this many seconds after the first event count as known.
+    learn_seconds: float = 0.0
+    # An offender alerts again only after this long (one hour: one alert per shift, not per packet).
+    realert_seconds: float = 3600.0
+    # Bound on every detection table (entries).
+    max_tracked: int = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,14 +377,26 @@ def _check(c: AgentConfig, data: dict[str, Any]) -> list[ConfigProblem]:
         if path and _given(data, key) and not os.path.isfile(path):
             add(ConfigProblem(key, f"{path}: no such file"))
     d = c.detections
-    for key in ("dhcp_servers", "gateways", "resolvers"):
-        out.extend(_addresses(f"detections.{key}", getattr(d, key)))
+    for i, text in enumerate(d.dhcp_servers):
+        if not (_is_mac(text) or _is_ip(text)):
+            add(ConfigProblem(f"detections.dhcp_servers[{i}]", f"{text!r} is neither an IP nor a MAC address"))
+    for i, text in enumerate(d.gateways):
+        ip, sep, mac = text.partition("=")
+        if not _is_ip(ip.strip()) or (sep and not _is_mac(mac.strip())):
+            add(ConfigProblem(f"detections.gateways[{i}]", f"{text!r} is not IP or IP=MAC"))
+    out.extend(_addresses("detections.resolvers", d.resolvers))
     out.extend(_networks("detections.closed_segments", d.closed_segments))
-    for key in ("scan_port_threshold", "scan_host_threshold"):
+    for i, text in enumerate(d.known_macs):
+        if not _is_mac(text):
+            add(ConfigProblem(f"detections.known_macs[{i}]", f"{text!r} is not a MAC address"))
+    for key in ("scan_port_threshold", "scan_host_threshold", "max_tracked"):
         if getattr(d, key) < 1:
             add(ConfigProblem(f"detections.{key}", "must be at least 1"))
-    if d.scan_window <= 0:
-        add(ConfigProblem("detections.scan_window", "must be positive"))
+    for key in ("scan_window", "realert_seconds"):
+        if getattr(d, key) <= 0:
+            add(ConfigProblem(f"detections.{key}", "must be positive"))
+    if d.learn_seconds < 0:
+        add(ConfigProblem("detections.learn_seconds", "must not be negative"))
     if c.privacy.profile == "pseudonymise":
         if not c.privacy.key_file:
             add(ConfigProblem("privacy.key_file", 'required with profile = "pseudonymise"'))
@@ -390,6 +415,21 @@ def _check_bpf(expression: str, snaplen: int) -> list[ConfigProblem]:
     except BpfError as exc:
         return [ConfigProblem("capture.bpf", exc.message)]
     return []
+
+
+_MAC = re.compile(r"^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$")
+
+
+def _is_mac(text: str) -> bool:
+    return _MAC.match(text) is not None
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _networks(key: str, values: list[str]) -> list[ConfigProblem]:

@@ -150,7 +150,7 @@ interval = true
         "pipeline.udp_timeout: must be positive",
         f"rules.files[0]: {tmp_path / 'missing.rules'}: no such file",
         "rules.home_net[0]: '192.0.2.0/33' is not an IP network",
-        "detections.gateways[1]: 'not-an-ip' is not an IP address",
+        "detections.gateways[1]: 'not-an-ip' is not IP or IP=MAC",
         'privacy.key_file: required with profile = "pseudonymise"',
         "health.interval: expected float, got bool True",
         "nonsense: unknown key",
@@ -262,3 +262,38 @@ def test_any_toml_shape_gives_problems_never_an_exception(data: dict[str, object
     config, problems = parse_config(data)
     assert isinstance(config, AgentConfig)
     assert all(isinstance(p, ConfigProblem) and p.message for p in problems)
+
+
+def test_detections_section_feeds_the_lan_detector(tmp_path: Path) -> None:
+    from agent.detections import LanConfig
+
+    text = GOOD + (
+        "[detections]\n"
+        'dhcp_servers = ["192.0.2.1", "02:00:00:00:00:01"]\n'
+        'gateways = ["192.0.2.1=02:00:00:00:00:01", "2001:db8::1"]\n'
+        'closed_segments = ["198.51.100.0/24"]\nknown_macs = ["02:00:00:00:00:aa"]\n'
+        "scan_port_threshold = 30\n"
+    )
+    config = load_config(write(tmp_path, text))
+    lan = LanConfig.from_any(config.detections)
+    assert lan.gateways == (("192.0.2.1", "02:00:00:00:00:01"), ("2001:db8::1", None))
+    assert lan.closed_segments == (("198.51.100.0/24", ("02:00:00:00:00:aa",)),)
+    assert lan.dhcp_servers == ("192.0.2.1", "02:00:00:00:00:01")
+    assert lan.scan_port_threshold == 30
+    # Every default of the section is the detector's own default.
+    defaults = LanConfig.from_any(AgentConfig().detections)
+    assert defaults == LanConfig()
+
+
+def test_bad_detection_entries_are_named(tmp_path: Path) -> None:
+    text = GOOD + (
+        '[detections]\ndhcp_servers = ["dhcp.example.org"]\ngateways = ["192.0.2.1=zz"]\n'
+        'known_macs = ["02:00:00:00:00"]\nlearn_seconds = -1\n'
+    )
+    keys = [p.key for p in check_config(write(tmp_path, text))]
+    assert keys == [
+        "detections.dhcp_servers[0]",
+        "detections.gateways[0]",
+        "detections.known_macs[0]",
+        "detections.learn_seconds",
+    ]
