@@ -259,10 +259,10 @@ class Spool:
         return Batch(batch.schema, batch.agent_id, batch.site, batch.seq, batch.created, kept)
 
     def _shed_entry(self, entry: _Entry, kind: str) -> None:
-        loaded = self._read(entry)
-        if loaded is None:
+        read = self._read(entry)
+        if read is None:
             return
-        smaller = self._drop(loaded, kind)
+        smaller = self._drop(read[0], kind)
         if smaller.events:
             new = self._write(smaller, self._encode(smaller))
             self._add(new)
@@ -274,22 +274,21 @@ class Spool:
         _fsync_dir(self.pending_dir)
 
     # -- reading and retiring -------------------------------------------------------------------------
-    def _read(self, entry: _Entry) -> Batch | None:
+    def _read(self, entry: _Entry) -> tuple[Batch, bytes] | None:
+        """The batch and its body as stored; None (file moved to corrupt/) if it does not decode.
+
+        An OSError reading it propagates: a failing disk is not a corrupt file.
+        """
+        raw = entry.path.read_bytes()
         try:
-            raw = entry.path.read_bytes()
-            encoding = _ENCODING_OF[entry.path.suffix.lstrip(".")]
-            batch = decode_batch(decompress(raw, encoding, self.max_body))
+            batch = decode_batch(decompress(raw, _ENCODING_OF[entry.path.suffix.lstrip(".")], self.max_body))
             if batch.seq != entry.seq:
                 raise TelemetryError(f"holds seq {batch.seq}, its name says {entry.seq}")
-        except (OSError, TelemetryError) as exc:
+        except TelemetryError as exc:
             self._remove(entry.seq)
-            try:
-                if entry.path.exists():
-                    self._move_aside(entry.path, str(exc))
-            except OSError:
-                pass  # left in pending/: the next open looks at it again
+            self._move_aside(entry.path, str(exc))
             return None
-        return batch
+        return batch, raw
 
     def load(self, seq: int) -> SpooledBatch | None:
         """Read a spooled batch back; a corrupt file is moved to `corrupt/`, counted, and None returned."""
@@ -297,10 +296,10 @@ class Spool:
             entry = self._entries.get(seq)
             if entry is None:
                 return None
-            batch = self._read(entry)
-            if batch is None:
+            read = self._read(entry)
+            if read is None:
                 return None
-            body = entry.path.read_bytes()
+            batch, body = read
             return SpooledBatch(seq, body, _ENCODING_OF[entry.path.suffix.lstrip(".")], len(batch.events))
 
     def ack(self, seq: int) -> None:
