@@ -139,8 +139,3 @@ def read_name(
             suffix += sizes[i]
             cache.setdefault(starts[i], (result[i:], suffix))
     return result, (end_off if end_off >= 0 else off)
-
-
-def name_text(labels: tuple[str, ...]) -> str:
-    """Dotted presentation of a name; the root is the empty string."""
-    return ".".join(labels)

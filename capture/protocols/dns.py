@@ -5,16 +5,18 @@ shared compression-safe reader with a per-message cache (mDNS answers repeat suf
 `_tcp.local`). Record data of the types that identify devices (A, AAAA, PTR, CNAME, TXT, SRV,
 ...) is turned into presentation text; other types use the RFC 3597 generic form. For mDNS the
 top bit of the class is a flag (unicast-response in questions, cache-flush in records) and is
-masked off.
+masked off. Questions and records are NamedTuples (immutable, and three times cheaper to build
+than frozen dataclasses, which matters on DNS-heavy LANs); the message is a frozen dataclass.
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from capture.errors import DecodeError
-from capture.protocols._util import boundary, ipv4_text, ipv6_text, name_text, read_name
+from capture.protocols._util import boundary, ipv4_text, ipv6_text, read_name
 
 # RFC 1035 §4.1.1: the header is 12 octets.
 HEADER_LEN = 12
@@ -43,6 +45,7 @@ TYPE_NSEC = 47
 
 _NAME_TYPES = frozenset({TYPE_NS, TYPE_CNAME, TYPE_PTR, TYPE_DNAME})
 
+_dotted = ".".join  # presentation of a label tuple; the root is ""
 _HEADER = struct.Struct("!6H")
 _QTAIL = struct.Struct("!2H")
 _RTAIL = struct.Struct("!HHIH")
@@ -51,16 +54,14 @@ _SRV = struct.Struct("!3H")
 _SOA = struct.Struct("!5I")
 
 
-@dataclass(frozen=True, slots=True)
-class DnsQuestion:
+class DnsQuestion(NamedTuple):
     name: str
     qtype: int
     qclass: int
     unicast_response: bool
 
 
-@dataclass(frozen=True, slots=True)
-class DnsRecord:
+class DnsRecord(NamedTuple):
     name: str
     rtype: int
     rclass: int
@@ -135,17 +136,17 @@ def _rdata(
     if rtype == TYPE_AAAA and rdlen == 16:
         return ipv6_text(buf[off:end]), ()
     if rtype in _NAME_TYPES:
-        return name_text(read_name(buf, off, proto, cache)[0]), ()
+        return _dotted(read_name(buf, off, proto, cache)[0]), ()
     if rtype == TYPE_TXT:
         strings = _character_strings(buf, off, end)
         return _quoted(strings), strings
     if rtype == TYPE_SRV:
         prio, weight, port = _SRV.unpack_from(buf, off)
-        target = name_text(read_name(buf, off + 6, proto, cache)[0])
+        target = _dotted(read_name(buf, off + 6, proto, cache)[0])
         return f"{prio} {weight} {port} {target}", ()
     if rtype == TYPE_MX:
         pref = _H.unpack_from(buf, off)[0]
-        return f"{pref} {name_text(read_name(buf, off + 2, proto, cache)[0])}", ()
+        return f"{pref} {_dotted(read_name(buf, off + 2, proto, cache)[0])}", ()
     if rtype == TYPE_HINFO:
         strings = _character_strings(buf, off, end)
         return _quoted(strings), strings
@@ -155,9 +156,9 @@ def _rdata(
         if roff + _SOA.size > end:
             raise DecodeError(f"{proto}.bad_rdata", "SOA numbers run past the record", roff)
         nums = _SOA.unpack_from(buf, roff)
-        return " ".join([name_text(mname), name_text(rname), *map(str, nums)]), ()
+        return " ".join([_dotted(mname), _dotted(rname), *map(str, nums)]), ()
     if rtype == TYPE_NSEC:
-        return name_text(read_name(buf, off, proto, cache)[0]), ()
+        return _dotted(read_name(buf, off, proto, cache)[0]), ()
     # RFC 3597 §5: generic presentation of unknown record data.
     return f"\\# {rdlen} {buf[off:end].hex()}" if rdlen else "\\# 0", ()
 
@@ -183,7 +184,7 @@ def _records(
         txt: tuple[str, ...] = ()
         if rtype != TYPE_OPT:
             data, txt = _rdata(buf, rtype, off, end, proto, cache)
-        append(DnsRecord(name_text(labels), rtype, rclass, ttl, data, flush, txt))
+        append(DnsRecord(_dotted(labels), rtype, rclass, ttl, data, flush, txt))
         off = end
     return tuple(out), off
 
@@ -214,7 +215,7 @@ def parse_dns(payload: bytes, proto_name: str = "dns") -> DnsMessage:
         if mdns and qclass & MDNS_CLASS_FLAG:
             unicast = True
             qclass &= ~MDNS_CLASS_FLAG
-        questions.append(DnsQuestion(name_text(labels), qtype, qclass, unicast))
+        questions.append(DnsQuestion(_dotted(labels), qtype, qclass, unicast))
     answers, off = _records(buf, off, ancount, "dns", mdns, cache)
     authorities, off = _records(buf, off, nscount, "dns", mdns, cache)
     additionals, off = _records(buf, off, arcount, "dns", mdns, cache)
