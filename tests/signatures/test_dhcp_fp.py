@@ -6,6 +6,8 @@ import csv
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from signatures.dhcp_fp import DhcpDatabase, parse_database
 
@@ -138,3 +140,13 @@ def test_corpora_clients_match_their_known_os(corpora: Path) -> None:
         print(f"  {row['file']}: {host}: {params} -> {best}")
     print(f"DHCP fingerprint agreement with the corpora's named clients: {agree}/{checked}")
     assert checked >= 3 and agree == checked
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=40), max_size=12))
+def test_any_entry_text_loads_or_is_reported(lines: list[str]) -> None:
+    body = [line for line in lines if "[[fingerprint]]" not in line.replace(" ", "")]
+    text = GOOD + "\n[[fingerprint]]\n" + "\n".join(body) + "\n"
+    db = parse_database(text, "fuzz.toml")
+    assert len(db.entries) + len(db.errors) == 6
+    assert all(e.file == "fuzz.toml" and e.line >= 1 for e in db.errors)

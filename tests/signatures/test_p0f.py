@@ -106,9 +106,7 @@ def _packet(data: bytes, ip_off: int, ver: int) -> Packet:
     return pkt
 
 
-LINUX_OPTS = (
-    bytes.fromhex("020405b4") + bytes.fromhex("0402") + bytes.fromhex("080a0000000100000000") + b"\x01"
-)
+LINUX_OPTS = bytes.fromhex("020405b4") + bytes.fromhex("0402") + bytes.fromhex("080a0000000100000000") + b"\x01"
 LINUX_OPTS += bytes.fromhex("030307")  # mss,sok,ts,nop,ws=7
 
 
@@ -176,9 +174,7 @@ def test_signature_fields_and_quirks() -> None:
     assert sig.olayout_text == "mss,sok,ts,nop,ws"
     assert sig.quirks_text == "df"  # DF with a zero IP ID: no id+
     assert sig.raw_sig() == "4:61+3:0:1460:mss*44,7:mss,sok,ts,nop,ws:df:0"
-    q = tcp_signature(
-        ipv4_syn(df=False, ip_id=0, flags=0x02 | 0x08 | 0x40, seq=0, ack=1, tos=1, payload=b"x")
-    )
+    q = tcp_signature(ipv4_syn(df=False, ip_id=0, flags=0x02 | 0x08 | 0x40, seq=0, ack=1, tos=1, payload=b"x"))
     assert q.quirks_text == "id-,ecn,seq-,ack+,pushf+" and q.pclass == 1
     bad = tcp_signature(ipv4_syn(opts=bytes.fromhex("0205ffff00") + b"\x00\x00\x00"))
     assert "bad" in bad.quirks_text
@@ -189,21 +185,15 @@ def test_signature_fields_and_quirks() -> None:
 
 
 def test_ipv6_flow_quirk() -> None:
-    tcp = struct.pack("!HHIIBBHHH", 40000, 80, 7, 0, (24 // 4) << 4, 0x02, 65535, 0, 0) + bytes.fromhex(
-        "020405a0"
-    )
-    ip6 = (
-        struct.pack("!IHBB", (6 << 28) | 0x12345, len(tcp), 6, 57) + bytes(15) + b"\x01" + bytes(15) + b"\x02"
-    )
+    tcp = struct.pack("!HHIIBBHHH", 40000, 80, 7, 0, (24 // 4) << 4, 0x02, 65535, 0, 0) + bytes.fromhex("020405a0")
+    ip6 = struct.pack("!IHBB", (6 << 28) | 0x12345, len(tcp), 6, 57) + bytes(15) + b"\x01" + bytes(15) + b"\x02"
     sig = tcp_signature(_packet(b"\x00" * 12 + b"\x86\xdd" + ip6 + tcp, 14, 6))
     assert sig.raw_sig() == "6:57+7:0:1440:65535,0:mss:flow:0"
 
 
 def test_match_exact_generic_fuzzy_and_tools() -> None:
     db = parse_database(DB_TEXT)
-    linux = tcp_signature(
-        ipv4_syn(ttl=60, win=1460 * 20, opts=LINUX_OPTS.replace(b"\x03\x03\x07", b"\x03\x03\x0a"))
-    )
+    linux = tcp_signature(ipv4_syn(ttl=60, win=1460 * 20, opts=LINUX_OPTS.replace(b"\x03\x03\x07", b"\x03\x03\x0a")))
     m = db.match(linux, synack=False)
     assert m is not None and m.text == "Linux 3.11 and newer" and not m.fuzzy and m.dist == 4
     win_opts = bytes.fromhex("020405b40103030801010402")
@@ -212,17 +202,13 @@ def test_match_exact_generic_fuzzy_and_tools() -> None:
     generic = db.match(tcp_signature(ipv4_syn(ttl=127, win=65535, opts=win_opts)), synack=False)
     assert generic is not None and generic.text == "Windows NT kernel" and generic.label.generic
     # df disappearing is tolerated as a fuzzy match
-    fuzzy = db.match(
-        tcp_signature(ipv4_syn(ttl=128, win=8192, opts=win_opts, df=False, ip_id=5)), synack=False
-    )
+    fuzzy = db.match(tcp_signature(ipv4_syn(ttl=128, win=8192, opts=win_opts, df=False, ip_id=5)), synack=False)
     assert fuzzy is not None and fuzzy.fuzzy
     # TTL far below the signature's initial TTL: fuzzy, distance guessed
     far = db.match(tcp_signature(ipv4_syn(ttl=20, win=1460 * 20, opts=LINUX_OPTS)), synack=False)
     assert far is not None and far.fuzzy and far.dist == 12
     # a new quirk outside {id-, ecn}: no match
-    assert (
-        db.match(tcp_signature(ipv4_syn(ttl=128, win=8192, opts=win_opts, flags=0x0A)), synack=False) is None
-    )
+    assert db.match(tcp_signature(ipv4_syn(ttl=128, win=8192, opts=win_opts, flags=0x0A)), synack=False) is None
     # tool signatures never match fuzzily; random TTL (64-) accepts any TTL below 64
     nmap = tcp_signature(ipv4_syn(ttl=40, win=1024, opts=bytes.fromhex("020405b4"), df=False, ip_id=5))
     hit = db.match(nmap, synack=False)
@@ -256,9 +242,7 @@ def test_signature_on_random_tcp_bytes_returns_or_raises_decode_error(tcp: bytes
 
 # ---------------------------------------------------------------- agreement with p0f 3.09b
 
-LOG_RE = re.compile(
-    r"mod=(syn|syn\+ack)\|cli=([^|]+)/(\d+)\|srv=([^|]+)/(\d+)\|subj=\w+\|os=([^|]*)\|.*raw_sig=(\S+)"
-)
+LOG_RE = re.compile(r"mod=(syn|syn\+ack)\|cli=([^|]+)/(\d+)\|srv=([^|]+)/(\d+)\|subj=\w+\|os=([^|]*)\|.*raw_sig=(\S+)")
 
 
 def _frames(path: Path) -> list[tuple[int, bytes]]:
@@ -325,7 +309,7 @@ def test_agreement_with_p0f_logs(corpora: Path) -> None:
         pytest.skip(f"{db_path} absent: install Debian's p0f package for the reference database")
     db = P0fDatabase.load(db_path)
     assert db.errors == (), [str(e) for e in db.errors]
-    raw_total = raw_same = label_total = label_same = 0
+    raw_total = raw_same = label_total = label_same = unknown_total = unknown_same = 0
     mismatches: list[str] = []
     for log in sorted(corpora.glob("*/reference/*.p0f.log")):
         pcap = log.parent.parent / "pcap" / log.name.removesuffix(".p0f.log")
@@ -369,12 +353,25 @@ def test_agreement_with_p0f_logs(corpora: Path) -> None:
             if os_name != "???":
                 label_total += 1
                 label_same += ours[1] == os_name
-                if ours[1] != os_name:
-                    mismatches.append(f"{pcap.name} {mod} {cip}/{cport}: label {ours[1]!r} != {os_name!r}")
+            else:
+                unknown_total += 1
+                unknown_same += ours[1] == os_name
+            if ours[1] != os_name:
+                mismatches.append(f"{pcap.name} {mod} {cip}/{cport}: label {ours[1]!r} != {os_name!r}")
     print(f"p0f raw_sig agreement with p0f 3.09b: {raw_same}/{raw_total}")
     print(f"p0f label agreement where p0f names an OS: {label_same}/{label_total}")
+    print(f"p0f agreement where p0f says '???' (no match either): {unknown_same}/{unknown_total}")
     for line in mismatches[:20]:
         print("  mismatch:", line)
     assert label_total >= 50 and raw_total >= 100
     assert label_same == label_total
     assert raw_same == raw_total
+    assert unknown_same == unknown_total
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="0123456789:*,+-%.=abcdefgijklmnopqrstuvwxyz?[]! \t;", max_size=60), max_size=20))
+def test_database_parser_reports_never_raises(lines: list[str]) -> None:
+    db = parse_database("[tcp:request]\nlabel = s:unix:X:1\n" + "\n".join(lines), "fuzz.fp")
+    for err in db.errors:
+        assert err.file == "fuzz.fp" and err.line >= 1 and err.field
