@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from capture.errors import VeilleError
 from capture.packet import PROTO_NAMES, PROTO_TCP, PROTO_UDP, Packet, ip_text, mac_text
 from signatures.alert import Alert
 from signatures.rules.classification import default_classification
@@ -38,7 +39,7 @@ _DOMAIN = re.compile(
 _HOSTS_SINKS = frozenset({"0.0.0.0", "127.0.0.1", "::", "::1"})
 
 
-class IocFileError(ValueError):
+class IocFileError(VeilleError, ValueError):
     """An IOC file that cannot be read, or a line that is no indicator (file and line named)."""
 
 

@@ -457,7 +457,11 @@ DEFAULT_VARIABLES = {
 
 def rule_variables(variables: Mapping[str, str]) -> dict[str, str]:
     """Site variables over the defaults (names with or without the leading `$`)."""
-    given = {k.lstrip("$"): v for k, v in variables.items()}
+    given: dict[str, str] = {}
+    for k, v in variables.items():
+        v = v.strip()
+        # "192.0.2.0/24,2001:db8::/32" from a command line or config is a list without brackets
+        given[k.lstrip("$")] = f"[{v}]" if "," in v and not v.startswith("[") else v
     merged = {**DEFAULT_VARIABLES, **given}
     if "EXTERNAL_NET" not in given:
         merged["EXTERNAL_NET"] = "!$HOME_NET" if merged["HOME_NET"].strip() != "any" else "any"

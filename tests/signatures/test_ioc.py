@@ -6,6 +6,8 @@ import ipaddress
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from capture.observe import Observation
 from signatures.ioc import SID_IOC_DOMAIN, SID_IOC_IP, SID_IOC_JA3, SID_IOC_JA4, IocFileError, IocSet, parse_line
@@ -109,3 +111,14 @@ def test_many_networks_nested_lookup() -> None:
     assert s.lookup_ip(ip("10.5.5.5").packed).list_name == "narrow"  # type: ignore[union-attr]
     assert s.lookup_ip(ip("10.5.6.5").packed).list_name == "big"  # type: ignore[union-attr]
     assert s.lookup_ip(ip("11.0.0.1").packed) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=120))
+def test_parse_line_value_or_error(line: str) -> None:
+    try:
+        ind = parse_line(line, "l", "f:1")
+    except IocFileError as exc:
+        assert "f:1" in str(exc)
+        return
+    assert ind is None or (ind.kind in ("ip", "domain", "ja3", "ja4") and ind.value)

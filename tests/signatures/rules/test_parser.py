@@ -193,3 +193,12 @@ def test_load_rules_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
 def test_split_options_quotes_and_escapes() -> None:
     assert split_options('msg:"a;b\\"c"; content:"x\\;y"; nocase;') == [
         ("msg", '"a;b\\"c"'), ("content", '"x\\;y"'), ("nocase", None)]  # fmt: skip
+
+
+def test_home_net_without_brackets() -> None:
+    r = parse_rule(
+        "alert tcp $HOME_NET any -> $EXTERNAL_NET any (sid:1;)",
+        rule_variables({"HOME_NET": "192.0.2.0/24, 2001:db8::/32"}),
+    )
+    assert r.src.contains(ip("2001:db8::1")) and r.src.contains(ip("192.0.2.1"))
+    assert not r.dst.contains(ip("192.0.2.1")) and r.dst.contains(ip("203.0.113.1"))
