@@ -1,0 +1,76 @@
+"""`veille replay --ship`: a replay delivered through the agent's real shipping path.
+
+Events go through the same `telemetry.shipper.Shipper` the live agent uses (batching, signing,
+compression, spool, retry); the command exits once everything is acknowledged or spooled and
+says which. Exit status: 0 all acknowledged, 3 some events spooled or rejected, 1 a bad file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from agent.pipeline import Pipeline, PipelineConfig, replay_frames
+from agent.wire import to_wire
+from capture.errors import CaptureFileError
+from capture.pcapfile import read_frames
+from telemetry.config import ShipperConfig
+from telemetry.errors import TelemetryError
+from telemetry.schema import Event
+from telemetry.shipper import ship_events
+
+EXIT_NOT_DELIVERED = 3
+
+
+def _events(pipeline: Pipeline, files: list[str], status: list[int]) -> Iterator[dict[str, Any]]:
+    for path in files:
+        pipeline.files += 1
+        try:
+            for evs in replay_frames(pipeline, read_frames(path)):
+                yield from evs
+        except CaptureFileError as e:
+            yield from pipeline.take()
+            print(f"veille: error: {e}", file=sys.stderr)
+            status[0] = 1
+    pipeline.finish()
+    yield from pipeline.take()
+
+
+def run_ship(args: argparse.Namespace, cfg: PipelineConfig) -> int:
+    if not args.agent_config:
+        print("veille: error: --ship needs --agent-config FILE (the [collector] table)", file=sys.stderr)
+        return 2
+    try:
+        ship_cfg = ShipperConfig.from_toml(args.agent_config)
+    except TelemetryError as e:
+        print(f"veille: error: {e}", file=sys.stderr)
+        return 2
+    pipeline = Pipeline(cfg)
+    status = [0]
+    stats: dict[str, Any] = {}
+
+    def events() -> Iterator[Event]:
+        for e in _events(pipeline, args.files, status):
+            if e["type"] == "stats":
+                stats.update(e)
+            w = to_wire(e)
+            if w is not None:
+                yield w
+
+    result = asyncio.run(ship_events(events(), ship_cfg))
+    print(
+        f"veille: shipped {result.events} events to {ship_cfg.url}: "
+        f"{result.acked_events} acknowledged, {result.spooled_events} spooled "
+        f"({result.spooled_batches} batches in {ship_cfg.spool_dir}), {result.rejected_batches} batches rejected"
+        + (f", shed {dict(result.shed)}" if result.shed else "")
+        + (f", refused by the collector: {dict(result.auth_refused)}" if result.auth_refused else ""),
+        file=sys.stderr,
+    )
+    if status[0]:
+        return status[0]
+    if result.acked_events < result.events:
+        return EXIT_NOT_DELIVERED
+    return 0
