@@ -18,10 +18,10 @@ from capture.errors import DECODE_EXCEPTIONS, DecodeError
 P = ParamSpec("P")
 R = TypeVar("R")
 
-# RFC 1035 §2.3.4: a name is at most 255 octets on the wire, a label at most 63.
+# RFC 1035 §2.3.4: a name is at most 255 octets on the wire, a label at most 63. Counted across
+# all pointers followed, this also bounds a name to 127 labels (each costs at least 2 octets),
+# one fewer than python-zeroconf's MAX_DNS_LABELS (128), so no separate label cap is needed.
 MAX_NAME_OCTETS = 255
-# python-zeroconf's MAX_DNS_LABELS: labels followed across all pointers of one name.
-MAX_DNS_LABELS = 128
 
 _inet_ntop = socket.inet_ntop
 _AF_INET = socket.AF_INET
@@ -71,9 +71,9 @@ def read_name(
     """Read an RFC 1035 name at `off`; return its labels and the offset after it.
 
     Compression pointers may point anywhere inside the message but never to themselves nor to
-    an offset already followed for this name (a loop); the number of labels and the wire
-    length are capped. `cache` maps an offset to the labels decoded there and their wire
-    octets, shared by all names of one message.
+    an offset already followed for this name (a loop); the wire length, summed across the
+    pointers followed, is capped (which caps the number of labels too). `cache` maps an offset
+    to the labels decoded there and their wire octets, shared by all names of one message.
     """
     first = buf[off]
     if first >= 0xC0:
@@ -96,8 +96,6 @@ def read_name(
             off += 1
             break
         if length < 0x40:
-            if len(labels) >= MAX_DNS_LABELS:
-                raise DecodeError(f"{proto}.too_many_labels", f"more than {MAX_DNS_LABELS} labels", start)
             label_end = off + 1 + length
             if label_end > size:
                 raise DecodeError(f"{proto}.bad_label", f"label of {length} bytes runs past the end", off)
@@ -124,8 +122,6 @@ def read_name(
         cached = cache.get(link)
         if cached is not None:
             more, tail_octets = cached
-            if len(labels) + len(more) > MAX_DNS_LABELS:
-                raise DecodeError(f"{proto}.too_many_labels", f"more than {MAX_DNS_LABELS} labels", start)
             octets += tail_octets
             if octets > MAX_NAME_OCTETS:
                 raise DecodeError(f"{proto}.name_too_long", f"name longer than {MAX_NAME_OCTETS}", start)
