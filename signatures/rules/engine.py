@@ -43,7 +43,8 @@ _APP_IP_PROTOS = {"http": {PROTO_TCP}, "http1": {PROTO_TCP}, "tls": {PROTO_TCP},
 _APP_NAMES = {"http1": "http"}
 _APP_OBSERVATIONS = {"http": ("http",), "http1": ("http",), "dns": ("dns",), "tls": ("tls_client",),
                      "ssh": ("ssh",), "dhcp": ("dhcp",)}  # fmt: skip
-_STREAM_PROTOS = frozenset({"tcp", "tcp-stream", "http", "http1", "tls", "ssh", "dns"})
+# Protocols carried by TCP only: their payload rules run on the reassembled stream.
+_STREAM_PROTOS = frozenset({"tcp", "tcp-stream", "http", "http1", "tls", "ssh"})
 _ACTION_RANK = {"pass": 0, "drop": 1, "reject": 1, "rejectsrc": 1, "rejectdst": 1, "rejectboth": 1, "alert": 2}
 
 

@@ -265,3 +265,16 @@ def test_swap_keeps_running() -> None:
     assert sids(e.on_packet(pkt_udp(b"ab"), None, 0)) == [1]
     e.swap(load_text('alert udp any any -> any any (content:"b"; sid:2;)\n', V))
     assert sids(e.on_packet(pkt_udp(b"ab"), None, 0)) == [2]
+
+
+def test_dns_payload_rule_on_udp_packets() -> None:
+    e = engine('alert dns any any -> any any (content:"|07|example"; sid:1;)\n')
+    c = Conversation(dport=53)  # a TCP flow labelled dns would use its stream; here UDP packets
+    assert c is not None
+    from capture.flows import FlowTable
+
+    table = FlowTable()
+    p = pkt_udp(b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01")
+    flow, d = table.update(p)
+    flow.app = "dns"
+    assert sids(e.on_packet(p, flow, d)) == [1]
