@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import re
 import zlib
 from typing import Final
@@ -18,7 +19,16 @@ import msgspec
 import zstandard
 
 from telemetry.errors import BodyTooLarge, EncodingError, SchemaError, UnsupportedEncoding
-from telemetry.schema import MAX_EVENTS, SCHEMA_VERSION, SUPPORTED_VERSIONS, Batch, Event
+from telemetry.schema import (
+    MAX_EVENTS,
+    MAX_ITEMS,
+    SCHEMA_VERSION,
+    SUPPORTED_VERSIONS,
+    AlertEvent,
+    Batch,
+    Event,
+    ObservationEvent,
+)
 
 CONTENT_TYPE: Final = "application/msgpack"
 # Where the shipper POSTs, relative to the collector URL of the agent config. The collector answers 200 with
@@ -38,6 +48,10 @@ GZIP_LEVEL: Final = 6
 # x4 headroom. Collectors pass their own.
 MAX_BODY: Final = 32 * 1024 * 1024
 _CHUNK: Final = 64 * 1024
+# Open-ended values: replay observation fields nest at most 3 deep (dns answers: list of maps), and the
+# longest text fields are TLS fingerprint strings (JA3/JA4_r strings of a large ClientHello, ~2 KiB).
+MAX_OPEN_DEPTH: Final = 8
+MAX_OPEN_TEXT: Final = 4096
 
 _ENCODER: Final = msgspec.msgpack.Encoder()
 _DECODER: Final = msgspec.msgpack.Decoder(Batch)
@@ -67,7 +81,43 @@ def decode_batch(data: bytes, max_events: int = MAX_EVENTS) -> Batch:
         )
     if len(batch.events) > max_events:
         raise SchemaError("$.events", f"{len(batch.events)} events, more than the limit of {max_events}")
+    for index, event in enumerate(batch.events):
+        if isinstance(event, ObservationEvent):
+            _check_open(event.fields, f"$.events[{index}].fields", 0)
+        elif isinstance(event, AlertEvent):
+            _check_open(event.app_fields, f"$.events[{index}].app_fields", 0)
     return batch
+
+
+def _check_open(value: object, path: str, depth: int) -> None:
+    """Open-ended values (`fields`, `app_fields`) must be JSON-like and capped: msgspec types them `Any`."""
+    if value is None or isinstance(value, bool | int):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise SchemaError(path, f"{value} is not a finite number (JSON has no NaN or infinity)")
+        return
+    if isinstance(value, str):
+        if len(value) > MAX_OPEN_TEXT:
+            raise SchemaError(path, f"string of {len(value)} characters, more than {MAX_OPEN_TEXT}")
+        return
+    if depth >= MAX_OPEN_DEPTH:
+        raise SchemaError(path, f"nested deeper than {MAX_OPEN_DEPTH} levels")
+    if isinstance(value, list):
+        if len(value) > MAX_ITEMS:
+            raise SchemaError(path, f"list of {len(value)} items, more than {MAX_ITEMS}")
+        for i, item in enumerate(value):
+            _check_open(item, f"{path}[{i}]", depth + 1)
+        return
+    if isinstance(value, dict):
+        if len(value) > MAX_ITEMS:
+            raise SchemaError(path, f"map of {len(value)} entries, more than {MAX_ITEMS}")
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise SchemaError(path, f"map key {key!r} is not a string")
+            _check_open(item, f"{path}.{key}", depth + 1)
+        return
+    raise SchemaError(path, f"{type(value).__name__} is not allowed here (str, int, float, bool, null, list, map)")
 
 
 def _schema_error(message: str) -> SchemaError:

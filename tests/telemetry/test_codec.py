@@ -141,6 +141,12 @@ def test_v1_batch_decodes_with_v2_defaults() -> None:
         (lambda b: b.pop("seq"), "$"),
         (lambda b: b.__setitem__("agent_id", "bad id!"), "$.agent_id"),
         (lambda b: b["events"][3].__setitem__("shed", {"flow": -1}), "$.events[3].shed[...]"),
+        (lambda b: b["events"][4]["fields"]["nested"].__setitem__("x", [b"raw"]), "$.events[4].fields.nested.x[0]"),
+        (
+            lambda b: b["events"][2]["app_fields"].__setitem__("h", [[[[[[[[[1]]]]]]]]]),
+            "$.events[2].app_fields.h" + "[0]" * 7,
+        ),
+        (lambda b: b["events"][4]["fields"].__setitem__("long", "x" * 5000), "$.events[4].fields.long"),
     ],
 )
 def test_schema_error_names_the_field(mutate, path) -> None:
