@@ -4,7 +4,8 @@
 contract) and returns `Alert`s. Each detection has its own sid range, a classtype of the
 project's table, and alerts once per offender until its re-alert interval has passed:
 - 9000001..: rogue DHCP server (offer/ack from a server outside the allowed list);
-- 9000010..: ARP/NDP: gateway MAC change (9000010), an address claimed by a new MAC (9000011);
+- 9000010..: ARP/NDP: gateway MAC change (9000010), an address claimed by a new MAC (9000011)
+  unless a legitimate DHCP server just leased that address to that MAC (MAC randomisation);
 - 9000020..: new device in a closed segment;
 - 9000030..: port scans, horizontal (one port, many hosts: 9000030) and vertical (one host,
   many ports: 9000031), counted over a sliding window of event time. As in Zeek's scan.zeek,
@@ -133,6 +134,7 @@ class LanDetector:
             (ipaddress.ip_network(cidr, strict=False), frozenset(macs)) for cidr, macs in c.closed_segments
         ]
         self._bindings = _Bounded(c.max_tracked)  # ip -> mac
+        self._leases = _Bounded(c.max_tracked)  # ip -> mac the (allowed) DHCP server acknowledged
         self._seen = _Bounded(c.max_tracked)  # (segment, mac) -> first ts
         self._scans = _Bounded(c.max_tracked)  # src -> _ScanState
         self._alerted = _Bounded(c.max_tracked)  # (sid, key) -> last alert ts
@@ -190,12 +192,17 @@ class LanDetector:
     # -- detections ----------------------------------------------------------------------------
 
     def _dhcp(self, ev: Mapping[str, Any], ts: float, out: list[Alert]) -> None:
-        if not self._dhcp_allowed or ev.get("msg_type_name") not in _DHCP_SERVER_MSGS:
+        if ev.get("msg_type_name") not in _DHCP_SERVER_MSGS:
             return
         server_ip = str(ev.get("server_id") or ev.get("src") or "")
         server_mac = str(ev.get("src_mac") or "").lower()
         allowed = self._dhcp_allowed
-        if server_ip in allowed or (ev.get("src") or "") in allowed or server_mac in allowed:
+        if not allowed or server_ip in allowed or (ev.get("src") or "") in allowed or server_mac in allowed:
+            # A lease from a legitimate server: a device that changes its (randomised) MAC and gets
+            # its address again is not spoofing it.
+            ip, mac = ev.get("yiaddr"), str(ev.get("client_mac") or "").lower()
+            if ev.get("msg_type_name") == "ack" and ip and ip != "0.0.0.0" and mac not in _ZERO_MACS:
+                self._leases.put(str(ip), mac)
             return
         self._alert(out, SID_ROGUE_DHCP, (server_ip, server_mac), ts,
                     f"Rogue DHCP server {server_ip} ({server_mac}) sent a {ev.get('msg_type_name')}",
@@ -220,7 +227,7 @@ class LanDetector:
             self._alert(out, SID_GATEWAY_MAC, (ip, mac), ts,
                         f"Gateway {ip} announced by {mac}, expected {expected}", "arp-spoofing", ev,
                         src=ip, src_mac=mac, ip=ip, mac=mac, previous_mac=expected)  # fmt: skip
-        elif previous is not None and previous != mac and ip not in self._gateways:
+        elif previous is not None and previous != mac and ip not in self._gateways and self._leases.get(ip) != mac:
             self._alert(out, SID_ARP_NEW_MAC, (ip, mac), ts,
                         f"Address {ip} moved from {previous} to {mac} (possible ARP spoofing)", "arp-spoofing",
                         ev, src=ip, src_mac=mac, ip=ip, mac=mac, previous_mac=previous)  # fmt: skip

@@ -205,3 +205,30 @@ def test_lan_attacks_pcap_through_pipeline(repo: Path) -> None:
     # IOC hits: the bad domain (query), the bad SNI (query and ClientHello), the bad IP
     assert by_sid[9200002] == 3 and by_sid[9200001] == 1
     assert SID_CLOSED_SEGMENT not in by_sid and SID_ARP_NEW_MAC not in by_sid
+
+
+def test_randomised_mac_with_dhcp_lease_is_not_spoofing() -> None:
+    det = LanDetector({"dhcp_servers": [GW]})
+    ip, old, new = "192.0.2.116", "da:a1:19:5c:3e:01", "7e:04:d2:88:6b:f3"
+    ack = {**dhcp(5, "ack", GW, GW_MAC), "yiaddr": ip, "client_mac": new}
+    assert sids(det, [arp(1, ip, old), ack, arp(6, ip, new)]) == []
+    # the same move without a lease is reported, and a rogue server's lease does not excuse it
+    rogue_ack = {**dhcp(5, "ack", "192.0.2.250", "98:de:d0:11:22:33"), "yiaddr": ip, "client_mac": new}
+    assert sids(LanDetector({"dhcp_servers": [GW]}), [arp(1, ip, old), rogue_ack, arp(6, ip, new)]) == [
+        SID_ROGUE_DHCP,
+        SID_ARP_NEW_MAC,
+    ]
+
+
+def test_no_alerts_on_ordinary_school_morning(repo: Path) -> None:
+    from agent.pipeline import PipelineConfig, replay_events
+
+    cfg = PipelineConfig(
+        rule_files=[str(repo / "signatures" / "rules" / "data" / "sample.rules")],
+        variables={"HOME_NET": "192.0.2.0/24"},
+        detections={"dhcp_servers": [GW], "gateways": [GW], "resolvers": [GW]},
+        inventory=False,
+    )
+    alerts = [e for e in replay_events([str(repo / "pcaps" / "school_morning.pcap")], cfg) if e["type"] == "alert"]
+    print(f"\nschool_morning.pcap alerts with LAN detections on: {len(alerts)}")
+    assert alerts == []
