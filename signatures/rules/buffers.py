@@ -24,6 +24,9 @@ APP_FIELDS = {
 }
 
 
+_TLS_FIELDS = {"tls.sni": "sni", "ja3.hash": "ja3", "ja4.hash": "ja4", "ja3s.hash": "ja3s"}
+
+
 def to_bytes(value: Any) -> bytes | None:
     """Observation text fields as the bytes on the wire (parsers decode them as latin-1)."""
     if value is None:
@@ -102,7 +105,7 @@ def observation_buffer(name: str, obs_type: str, fields: dict[str, Any], msg: An
             return []
         names = fields.get("queries") or ([fields["query"]] if fields.get("query") is not None else [])
         return [b for b in (to_bytes(n) for n in names) if b is not None]
-    key = {"tls.sni": "sni", "ja3.hash": "ja3", "ja4.hash": "ja4", "ja3s.hash": "ja3s"}.get(name)
+    key = _TLS_FIELDS.get(name)
     if key is None:
         return []
     v = to_bytes(fields.get(key))
