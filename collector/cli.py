@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from collector.auth import ROLES, hash_token, new_token
 from collector.config import CollectorConfig, ConfigError, load_config, parse_listen
+from collector.export import ExportError
 from collector.store import SqlStore, StoreError, make_store
 from telemetry.config import ShipperConfig
 from telemetry.errors import ConfigError as AgentConfigError
@@ -224,7 +225,7 @@ def main(argv: list[str]) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     try:
         return _run(args)
-    except (ConfigError, AgentConfigError, StoreError) as exc:
+    except (ConfigError, AgentConfigError, StoreError, ExportError) as exc:
         print(f"veille collector: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -43,6 +43,10 @@ def event_messages(batch: Batch, prefix: str) -> list[tuple[str, bytes, str]]:
     return out
 
 
+class ExportError(Exception):
+    """The export target cannot be reached or set up."""
+
+
 class JetStreamExporter:
     """One NATS connection and JetStream context, created at start-up."""
 
@@ -53,7 +57,18 @@ class JetStreamExporter:
 
     async def start(self) -> None:
         """Connect and make sure the stream exists (subjects `<prefix>.>`)."""
-        self._nc = await nats.connect(self.config.url, connect_timeout=self.config.timeout, allow_reconnect=True)
+        # nats-py retries the first connection like a reconnection (60 x 2 s by default); a collector
+        # configured to export should fail to start quickly instead, then reconnect forever once running.
+        try:
+            self._nc = await nats.connect(
+                self.config.url,
+                connect_timeout=self.config.timeout,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.5,
+            )
+        except Exception as exc:  # nats-py raises OSError, its own errors or timeouts
+            raise ExportError(f"cannot connect to NATS at {self.config.url}: {exc}") from exc
+        self._nc.options["max_reconnect_attempts"] = -1
         self._js = self._nc.jetstream(timeout=self.config.timeout)
         try:
             await self._js.stream_info(self.config.stream)

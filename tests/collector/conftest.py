@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -45,11 +46,18 @@ def pg_reachable() -> str | None:
         conn = await asyncpg.connect(PG_URL, timeout=3)
         await conn.close()
 
-    try:
-        asyncio.run(probe())
-    except Exception as exc:  # any failure means "no server to test against"
-        return f"{type(exc).__name__}: {exc}"
-    return None
+    problem: list[str] = []
+
+    def run() -> None:  # own thread: callers may be inside a running event loop
+        try:
+            asyncio.run(probe())
+        except Exception as exc:  # any failure means "no server to test against"
+            problem.append(f"{type(exc).__name__}: {exc}")
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    return problem[0] if problem else None
 
 
 _PG_PROBLEM: list[str | None] = []
