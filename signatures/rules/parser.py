@@ -9,6 +9,7 @@ a `SkippedRule` naming file, line, sid and keyword, so one bad rule never stops 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from signatures.rules.options import (
     unquote,
 )
 from signatures.rules.variables import parse_addresses, parse_ports
+
+log = logging.getLogger(__name__)
 
 # Suricata's own cap on a rule line is 8 KiB per physical line; continued rules join lines, so
 # we allow 64 KiB for the whole rule text and refuse beyond.
@@ -481,7 +484,10 @@ def load_rules(
             text = Path(p).read_text(encoding="utf-8", errors="replace")
         except OSError as exc:
             raise RuleFileError(str(p), exc.strerror or str(exc)) from None
+        before = len(rs.skipped)
         load_text(text, merged, file=str(p), classification=classification, into=rs)
+        for s in rs.skipped[before:]:
+            log.warning("rule skipped: %s", s)
     return rs
 
 
