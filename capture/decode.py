@@ -51,7 +51,14 @@ def decode(ts: float, linktype: int, data: bytes) -> Packet:
     """Decode one frame. Raises DecodeError for malformed headers."""
     pkt = Packet(ts, linktype, data)
     try:
-        _decode_link(pkt, linktype, data)
+        # Fast path for the common frame: untagged Ethernet carrying IPv4.
+        if linktype == LINKTYPE_ETHERNET and len(data) >= 34 and data[12] == 8 and data[13] == 0:
+            pkt.dst_mac = data[0:6]
+            pkt.src_mac = data[6:12]
+            pkt.ethertype = ETH_IPV4
+            _decode_ipv4(pkt, data, 14)
+        else:
+            _decode_link(pkt, linktype, data)
     except DecodeError:
         raise
     except DECODE_EXCEPTIONS as e:

@@ -79,6 +79,7 @@ class Flow:
         "pkts_fwd",
         "pkts_rev",
         "proto",
+        "quiet",
         "sport",
         "src",
         "src_mac",
@@ -122,6 +123,7 @@ class Flow:
         self.next_seq: list[int] = [-1, -1]
         self.pending: list[dict[int, bytes]] | None = None
         self.inspect = [True, True]  # directions whose bytes are still wanted
+        self.quiet = False  # set by the observers once nothing more is parsed from this flow
         self.ext: dict[str, Any] = {}
         self._cid = ""
 

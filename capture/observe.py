@@ -14,8 +14,7 @@ from __future__ import annotations
 import struct
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from capture.decode import ETH_ARP
 from capture.errors import DecodeError
@@ -33,8 +32,7 @@ from capture.protocols.tls import looks_like_tls, parse_client_hello, parse_serv
 from capture.tcpopts import parse_tcp_options
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
+class Observation(NamedTuple):
     """One fact about one endpoint: the contract `fields` plus the parsed message behind them."""
 
     type: str
@@ -88,7 +86,7 @@ class Observer:
                 o = self._syn(pkt, flow, d)
                 if o is not None:
                     out = [o]
-            if pkt.payload_len and flow is not None:
+            if pkt.payload_len and flow is not None and not flow.quiet:
                 more = self._tcp_payload(pkt, flow, d)
                 if more:
                     out = more if out is None else out + more
@@ -235,11 +233,14 @@ class Observer:
     def _tcp_payload(self, pkt: Packet, flow: Flow, d: int) -> list[Observation] | None:
         out = self._tcp_app(pkt, flow, d)
         st = flow.ext.get("obs")
-        if st is not None and st[d] == _DONE and flow.inspect[d] and not self.keep_streams:
-            # Nothing more to learn from this direction: stop copying its bytes and free them.
-            flow.inspect[d] = False
-            if flow.streams is not None:
-                flow.streams[d] = bytearray()
+        if st is not None and st[d] == _DONE:
+            if flow.inspect[d] and not self.keep_streams:
+                # Nothing more to learn from this direction: stop copying its bytes and free them.
+                flow.inspect[d] = False
+                if flow.streams is not None:
+                    flow.streams[d] = bytearray()
+            if st[1 - d] == _DONE:
+                flow.quiet = True
         return out
 
     def _tcp_app(self, pkt: Packet, flow: Flow, d: int) -> list[Observation] | None:

@@ -110,21 +110,30 @@ def _read_pcap(p: str, b: _Buffer) -> Iterator[Frame]:
     rec = struct.Struct(endian + "IIII")
     unpack = rec.unpack_from
     need = b.need
+    buf = b.buf
+    pos = b.pos
+    blen = len(buf)
     while True:
-        if not need(16):
-            if b.pos < len(b.buf):
-                raise CaptureFileError(p, b.offset, f"truncated record header ({len(b.buf) - b.pos} of 16 bytes)")
-            return
-        sec, frac, caplen, _origlen = unpack(b.buf, b.pos)
-        if caplen > MAX_RECORD:
-            raise CaptureFileError(p, b.offset, f"record length {caplen} exceeds {MAX_RECORD}")
-        if not need(16 + caplen):
-            have = len(b.buf) - b.pos - 16
-            raise CaptureFileError(p, b.offset, f"truncated record (header says {caplen} bytes, {have} left)")
-        start = b.pos + 16
-        data = b.buf[start : start + caplen]
-        b.pos = start + caplen
-        yield Frame(sec * 1_000_000_000 + frac * scale, linktype, data)
+        if pos + 16 > blen:
+            b.pos = pos
+            if not need(16):
+                if b.pos < len(b.buf):
+                    raise CaptureFileError(p, b.offset, f"truncated record header ({len(b.buf) - b.pos} of 16 bytes)")
+                return
+            buf, pos, blen = b.buf, b.pos, len(b.buf)
+        sec, frac, caplen, _origlen = unpack(buf, pos)
+        end = pos + 16 + caplen
+        if end > blen:
+            b.pos = pos
+            if caplen > MAX_RECORD:
+                raise CaptureFileError(p, b.offset, f"record length {caplen} exceeds {MAX_RECORD}")
+            if not need(16 + caplen):
+                have = len(b.buf) - b.pos - 16
+                raise CaptureFileError(p, b.offset, f"truncated record (header says {caplen} bytes, {have} left)")
+            buf, pos, blen = b.buf, b.pos, len(b.buf)
+            end = pos + 16 + caplen
+        yield Frame(sec * 1_000_000_000 + frac * scale, linktype, buf[pos + 16 : end])
+        pos = end
 
 
 def _tsresol_ns(opt: int) -> tuple[int, int]:

@@ -176,6 +176,11 @@ def parse_http_request(buf: bytes) -> HttpRequest | None:
         raise DecodeError("http.bad_request_line", f"not a request line: {buf[: min(first, 60)]!r}", 0)
     headers = parse_header_lines(buf, first + 1, block_end, "http")
     method, uri, version = (g.decode("latin-1") for g in m.groups())
+    if " " in uri:
+        # An unencoded space ends the request target, as tshark reads it ("GET /a b HTTP/1.0" is
+        # "/a" with a malformed version); the rest stays visible in `version`.
+        uri, rest = uri.split(" ", 1)
+        version = f"{rest} {version}"
     return HttpRequest(method, uri, version, headers, buf[first + 1 : block_end], head_len)
 
 

@@ -73,9 +73,9 @@ def test_latin1_header_bytes_never_raise() -> None:
     assert req is not None and req.user_agent == "caf\xe9 \xff"
 
 
-def test_unencoded_space_in_target_is_kept() -> None:
+def test_unencoded_space_ends_the_target_as_tshark_reads_it() -> None:
     req = parse_http_request(b"GET /Hello World HTTP/1.0\r\n\r\n")
-    assert req is not None and (req.uri, req.version) == ("/Hello World", "HTTP/1.0")
+    assert req is not None and (req.uri, req.version) == ("/Hello", "World HTTP/1.0")
 
 
 def test_golden_response() -> None:
