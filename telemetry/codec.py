@@ -55,6 +55,7 @@ MAX_OPEN_TEXT: Final = 4096
 
 _ENCODER: Final = msgspec.msgpack.Encoder()
 _DECODER: Final = msgspec.msgpack.Decoder(Batch)
+_EVENT_DECODER: Final = msgspec.msgpack.Decoder(Event)
 _PATH = re.compile(r" - at `(\$[^`]*)`$")
 
 
@@ -82,11 +83,28 @@ def decode_batch(data: bytes, max_events: int = MAX_EVENTS) -> Batch:
     if len(batch.events) > max_events:
         raise SchemaError("$.events", f"{len(batch.events)} events, more than the limit of {max_events}")
     for index, event in enumerate(batch.events):
-        if isinstance(event, ObservationEvent):
-            _check_open(event.fields, f"$.events[{index}].fields", 0)
-        elif isinstance(event, AlertEvent):
-            _check_open(event.app_fields, f"$.events[{index}].app_fields", 0)
+        _check_event(event, f"$.events[{index}]")
     return batch
+
+
+def validate_event(body: bytes) -> Event:
+    """Decode and validate one MessagePack-encoded event: what the shipper checks on `submit`, so one bad
+    event is refused alone instead of getting a whole batch rejected. Raises SchemaError (paths from `$`)."""
+    try:
+        event: Event = _EVENT_DECODER.decode(body)
+    except msgspec.ValidationError as exc:
+        raise _schema_error(str(exc)) from None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise SchemaError("$", f"not a MessagePack event: {exc}") from None
+    _check_event(event, "$")
+    return event
+
+
+def _check_event(event: Event, path: str) -> None:
+    if isinstance(event, ObservationEvent):
+        _check_open(event.fields, f"{path}.fields", 0)
+    elif isinstance(event, AlertEvent):
+        _check_open(event.app_fields, f"{path}.app_fields", 0)
 
 
 def _check_open(value: object, path: str, depth: int) -> None:

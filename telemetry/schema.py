@@ -15,7 +15,8 @@ Strategy
 
 Versions: 2 is current. Version 1 lacked `ObservationEvent`, `FlowEvent.app`/`vlan`,
 `DeviceEvent.fingerprints`/`pseudonymised`, and the health counters `shed`, `uplink_bytes`,
-`events_by_type`, `auth_refused`, `alarms`; all of those have defaults, so a v1 batch decodes with them.
+`events_by_type`, `auth_refused`, `events_invalid`, `alarms`; all of those have defaults, so a v1 batch
+decodes with them.
 """
 
 from __future__ import annotations
@@ -195,6 +196,7 @@ class HealthEvent(_Event, frozen=True, tag="health"):
     shed: Counters = {}
     uplink_bytes: Count = 0
     auth_refused: Counters = {}
+    events_invalid: Count = 0
     alarms: Annotated[list[Text], Meta(max_length=64)] = []
 
 

@@ -34,9 +34,9 @@ from urllib.parse import urlsplit
 import aiohttp
 import msgspec
 
-from telemetry.codec import CONTENT_TYPE, INGEST_PATH, compress, encode_batch, new_batch
+from telemetry.codec import CONTENT_TYPE, INGEST_PATH, compress, encode_batch, new_batch, validate_event
 from telemetry.config import ShipperConfig, is_loopback
-from telemetry.errors import AUTH_REASONS, ConfigError
+from telemetry.errors import AUTH_REASONS, ConfigError, SchemaError
 from telemetry.schema import Batch, Event, event_type, to_event
 from telemetry.signing import sign
 from telemetry.spool import Spool
@@ -60,6 +60,7 @@ class ShipperStats:
     """Counters since the shipper started (the health event's telemetry fields)."""
 
     events_submitted: int = 0
+    events_invalid: int = 0
     events_acked: int = 0
     batches_sent: int = 0
     batches_acked: int = 0
@@ -84,6 +85,7 @@ class ShipperStats:
             "spool_bytes": self.spool_bytes,
             "shed": dict(self.shed),
             "uplink_bytes": self.uplink_bytes,
+            "events_invalid": self.events_invalid,
             "auth_refused": dict(self.auth_refused),
             "alarms": list(self.alarms),
         }
@@ -217,11 +219,18 @@ class Shipper:
             if kind in _VOLUME_KINDS or backlog >= 4 * BACKLOG_BATCHES * self.config.batch_max_bytes:
                 self._shed[kind] += 1
                 return
+        raw = _ENCODER.encode(event)
+        try:
+            validate_event(raw)  # Struct constructors do not check constraints; the collector would
+        except SchemaError as exc:
+            self._c["events_invalid"] += 1
+            self._alarm(f"invalid {event_type(event)} event dropped: {exc}")
+            return
         if not self._current:
             self._opened = time.monotonic()
             self._wake.set()
         self._current.append(event)
-        self._current_bytes += len(_ENCODER.encode(event))
+        self._current_bytes += len(raw)
         cfg = self.config
         if len(self._current) >= cfg.batch_max_events or self._current_bytes >= cfg.batch_max_bytes:
             self._close_current()
@@ -404,6 +413,7 @@ class Shipper:
         c = self._c
         return ShipperStats(
             events_submitted=c["events_submitted"],
+            events_invalid=c["events_invalid"],
             events_acked=c["events_acked"],
             batches_sent=c["batches_sent"],
             batches_acked=c["batches_acked"],

@@ -206,3 +206,24 @@ async def test_submit_never_waits_and_sheds_volume_first_when_the_sender_lags(tm
     health = HealthEvent(ts=1.0, **stats.health_fields())
     assert msgspec.convert(msgspec.to_builtins(health), HealthEvent) == health  # passes the schema's checks
     assert health.shed == stats.shed and health.batches_spooled == 0
+
+
+async def test_one_invalid_event_is_refused_alone(tmp_path: Path, receiver: Receiver) -> None:
+    from telemetry.schema import AlertEvent, FlowEvent
+
+    bad = [
+        FlowEvent(ts_start=1.0, ts_end=2.0, proto="tcp", src="192.0.2.1", sport=70000, dst="192.0.2.2", dport=1),
+        AlertEvent(ts=1.0, sid=1, msg="m" * 5000),
+        ObservationEvent(ts=1.0, kind="x", fields={"raw": [b"\x00"]}),
+    ]
+    async with Shipper(config(tmp_path, receiver.url)) as shipper:
+        shipper.submit(ev(0))
+        for event in bad:
+            shipper.submit(event)
+        shipper.submit(ev(1))
+        await shipper.drain(give_up_after=5)
+        stats = shipper.stats()
+    print(f"invalid events: {stats.events_invalid}; alarms: {[a[:70] for a in stats.alarms]}")
+    assert ids(receiver.events()) == [0, 1] and stats.batches_rejected == 0
+    assert stats.events_invalid == 3
+    assert "$.sp" in stats.alarms[0] and "$.msg" in stats.alarms[1] and "$.fields.raw[0]" in stats.alarms[2]
