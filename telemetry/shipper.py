@@ -102,10 +102,12 @@ class ShipResult:
     rejected_batches: int
     shed: dict[str, int]
     auth_refused: dict[str, int]
+    invalid_events: int = 0
 
     @property
     def complete(self) -> bool:
-        return self.spooled_batches == 0 and self.rejected_batches == 0 and not self.shed
+        """Every event acknowledged: nothing spooled, rejected, shed or refused as invalid."""
+        return self.spooled_batches == 0 and self.rejected_batches == 0 and not self.shed and not self.invalid_events
 
 
 @dataclass(slots=True)
@@ -516,4 +518,5 @@ async def ship_events(
         rejected_batches=stats.batches_rejected,
         shed=stats.shed,
         auth_refused=stats.auth_refused,
+        invalid_events=stats.events_invalid,
     )
