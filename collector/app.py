@@ -22,6 +22,7 @@ from aiohttp import web
 
 from collector import api, ingest
 from collector.config import CollectorConfig
+from collector.dashboard import setup_dashboard
 from collector.export import JetStreamExporter
 from collector.keys import CONFIG, EXPORTER, LIMITER, METRICS, STORE
 from collector.metrics import CONTENT_TYPE, CollectorMetrics
@@ -100,6 +101,7 @@ def create_app(config: CollectorConfig, store: SqlStore | None = None) -> web.Ap
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     api.add_routes(app)
+    setup_dashboard(app)
     return app
 
 
