@@ -25,7 +25,7 @@ from capture.protocols.dhcp6 import parse_dhcp6
 from capture.protocols.dns import parse_dns, parse_dns_tcp
 from capture.protocols.http import looks_like_http_request, parse_http_request
 from capture.protocols.nbns import parse_nbns
-from capture.protocols.quic import QuicInitialReader, looks_like_quic_initial
+from capture.protocols.quic import QuicInitialReader, QuicServerInitialReader, looks_like_quic_initial
 from capture.protocols.ssdp import parse_ssdp
 from capture.protocols.ssh import parse_ssh_banner, parse_ssh_kexinit
 from capture.protocols.tls import looks_like_tls, parse_client_hello, parse_server_hello
@@ -96,8 +96,11 @@ class Observer:
                 return None
             h = self._udp.get(pkt.dport) or self._udp.get(pkt.sport)
             if h is None:
-                if flow is not None and d == 0 and flow.pkts_fwd <= QUIC_FIRST_DATAGRAMS:
-                    return self._quic(pkt, flow)
+                if flow is not None:
+                    if d == 0 and flow.pkts_fwd <= QUIC_FIRST_DATAGRAMS:
+                        return self._quic(pkt, flow)
+                    if d == 1 and flow.pkts_rev <= QUIC_FIRST_DATAGRAMS and "quic" in flow.ext:
+                        return self._quic_server(pkt, flow)
                 return None
             o = h(pkt, flow, d, pkt.payload)
             return [o] if o is not None else None
@@ -206,6 +209,24 @@ class Observer:
             return None
         return [self._obs("tls_client", pkt, flow, 0, hello, hello.fields())]
 
+    def _quic_server(self, pkt: Packet, flow: Flow) -> list[Observation] | None:
+        reader = flow.ext.get("quic_server")
+        if reader is None:
+            dcid = flow.ext["quic"].client_dcid
+            if dcid is None:
+                return None
+            reader = flow.ext["quic_server"] = QuicServerInitialReader(dcid)
+        elif reader.done:
+            return None
+        try:
+            hello = reader.feed(pkt.payload)
+        except DecodeError as e:
+            self._fail(e)
+            return None
+        if hello is None:
+            return None
+        return [self._obs("tls_server", pkt, flow, 1, hello, hello.fields())]
+
     # -- TCP -----------------------------------------------------------------------------
 
     def _syn(self, pkt: Packet, flow: Flow | None, d: int) -> Observation | None:
@@ -265,8 +286,12 @@ class Observer:
         if s == _UNDECIDED:
             if not stream:
                 return None
-            if looks_like_tls(stream[:3]):
+            if looks_like_tls(stream[:16]):
                 s = _TLS
+                if stream[:8] == b"CONNECT ":
+                    flow.ext["connect"] = True
+            elif d == 1 and stream[:5] == b"HTTP/" and flow.ext.get("connect"):
+                s = _TLS  # the proxy's answer to CONNECT, then the ServerHello
             elif stream[:4] == b"SSH-" or (d == 1 and flow.dport == 22):
                 s = _SSH
             elif d == 0 and looks_like_http_request(stream[:16]):
