@@ -96,7 +96,8 @@ def _norm(kind: str, v: str) -> str:
     if kind == "domain":
         return v.lower().rstrip(".").removeprefix("*.")
     if kind == "ip":
-        return str(ipaddress.ip_network(v, strict=False))
+        net = ipaddress.ip_network(v, strict=False)
+        return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
     return v.lower()
 
 

@@ -162,6 +162,9 @@ class _Builder:
         if c.get("depth") is not None and c["depth"] < len(pat):
             raise RuleError("depth", f"depth {c['depth']} is shorter than the content ({len(pat)} bytes)")
         nocase = bool(c.get("nocase"))
+        if self.content_buffer == "http.host" and not nocase and pat != pat.lower():
+            # the buffer is lower-cased, so such a content could never match (Suricata refuses it too)
+            raise RuleError("http.host", "content must be lower case (the host buffer is normalised)")
         self._append(self.content_buffer, Content(pattern=pat, needle=pat.lower() if nocase else pat, **c))
 
     def option(self, name: str, value: str | None) -> None:

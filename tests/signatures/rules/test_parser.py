@@ -202,3 +202,10 @@ def test_home_net_without_brackets() -> None:
     )
     assert r.src.contains(ip("2001:db8::1")) and r.src.contains(ip("192.0.2.1"))
     assert not r.dst.contains(ip("192.0.2.1")) and r.dst.contains(ip("203.0.113.1"))
+
+
+def test_http_host_content_must_be_lower_case() -> None:
+    rs = load_text('alert http any any -> any any (http.host; content:"Example.org"; sid:1;)\n', V, file="h.rules")
+    assert [(s.keyword, s.sid) for s in rs.skipped] == [("http.host", 1)]
+    ok = load_text('alert http any any -> any any (http.host; content:"Example.org"; nocase; sid:1;)\n', V)
+    assert ok.loaded == 1
