@@ -1,8 +1,9 @@
 """The agent's code under the agent unit's own system call filter, applied with libseccomp.
 
 The unit says SystemCallFilter=@system-service, then ~@privileged @resources, with
-SystemCallErrorNumber=EPERM. systemd-analyze expands those groups; a probe process
-installs the same allow-list through libseccomp (ctypes, no extra package) and then
+SystemCallErrorNumber=EPERM, and RestrictAddressFamilies= lists five families.
+systemd-analyze expands those groups; a probe process installs the same allow-list
+through libseccomp (ctypes, no extra package), socket() only for those families, and then
 runs what the agent does at start and in its loop: compile a BPF filter, open a
 LiveSource with its TPACKET_V3 ring and link watcher, read interfaces and neighbours,
 load the example config, log JSON, notify systemd, read psutil health figures.
@@ -52,6 +53,14 @@ def unit_allow_list(tool: str) -> set[str]:
     return allowed
 
 
+def unit_families() -> list[int]:
+    """The address families of the unit's RestrictAddressFamilies= line, as numbers."""
+    import socket
+
+    line = next(x for x in UNIT.read_text().splitlines() if x.startswith("RestrictAddressFamilies="))
+    return [int(getattr(socket, name)) for name in line.split("=", 1)[1].split()]
+
+
 PROBE = r"""
 import ctypes, errno, io, os, sys
 names = sys.stdin.read().split()
@@ -63,11 +72,24 @@ lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
 lib.seccomp_load.argtypes = [ctypes.c_void_p]
 SCMP_ACT_ALLOW = 0x7FFF0000
 SCMP_ACT_ERRNO = lambda e: 0x00050000 | e
+class ArgCmp(ctypes.Structure):  # struct scmp_arg_cmp
+    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_uint), ("a", ctypes.c_uint64), ("b", ctypes.c_uint64)]
+lib.seccomp_rule_add_array.argtypes = [
+    ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint, ctypes.POINTER(ArgCmp)
+]
+SCMP_CMP_EQ = 4
+families = [int(f) for f in sys.argv[2].split(",")]
 ctx = lib.seccomp_init(SCMP_ACT_ERRNO(errno.EPERM))
 for name in names:
     nr = lib.seccomp_syscall_resolve_name(name.encode())
-    if nr >= 0:
-        assert lib.seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0) == 0, name
+    if nr < 0:
+        continue
+    if name == "socket":  # RestrictAddressFamilies=: socket() only for the unit's families
+        for family in families:
+            cmp = ArgCmp(0, SCMP_CMP_EQ, family, 0)
+            assert lib.seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, 1, ctypes.byref(cmp)) == 0
+        continue
+    assert lib.seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0) == 0, name
 libc = ctypes.CDLL(None, use_errno=True)
 assert libc.prctl(38, 1, 0, 0, 0) == 0  # PR_SET_NO_NEW_PRIVS, as NoNewPrivileges=yes
 assert lib.seccomp_load(ctx) == 0
@@ -77,6 +99,12 @@ try:
     print("sched_setaffinity allowed?!")
 except OSError as exc:
     print("filter active:", exc.errno == errno.EPERM)
+import socket
+try:
+    socket.socket(socket.AF_ALG, socket.SOCK_SEQPACKET, 0)
+    print("AF_ALG allowed?!")
+except OSError as exc:
+    print("families restricted:", exc.errno == errno.EPERM)
 
 import logging, psutil
 from capture.bpf import compile_bpf
@@ -109,6 +137,7 @@ def test_agent_code_runs_under_the_units_syscall_filter(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root to open a packet socket on lo")
     allowed = unit_allow_list(tool)
+    families = unit_families()
     assert {"socket", "mmap", "poll", "setsockopt"} <= allowed
     assert "sched_setaffinity" not in allowed and "bpf" not in allowed
     creds = tmp_path / "creds"
@@ -116,7 +145,7 @@ def test_agent_code_runs_under_the_units_syscall_filter(tmp_path: Path) -> None:
     (creds / "collector-secret").write_text("probe-secret\n")
     env = {**os.environ, "PYTHONPATH": str(REPO), "CREDENTIALS_DIRECTORY": str(creds)}
     proc = subprocess.run(
-        [sys.executable, "-c", PROBE, str(REPO / "etc" / "agent.example.toml")],
+        [sys.executable, "-c", PROBE, str(REPO / "etc" / "agent.example.toml"), ",".join(map(str, families))],
         input=" ".join(sorted(allowed)),
         capture_output=True,
         text=True,
@@ -128,4 +157,4 @@ def test_agent_code_runs_under_the_units_syscall_filter(tmp_path: Path) -> None:
         pytest.skip("libseccomp is not installed")
     print(f"{len(allowed)} system calls allowed by veille-agent.service")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.split("\n")[:2] == ["filter active: True", "agent ok"]
+    assert proc.stdout.split("\n")[:3] == ["filter active: True", "families restricted: True", "agent ok"]
