@@ -1,0 +1,79 @@
+"""`veille agent ...`: run the live agent, or check its configuration.
+
+`veille agent run [--config FILE]` runs the daemon (agent.daemon) until SIGTERM; exit status 0 after
+a clean stop, 1 when the configuration, the rules or the capture cannot start, 2 on bad usage.
+`veille agent check-config FILE` prints every problem with its key path and exits 1 if any.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from agent.config import DEFAULT_PATH, ConfigInvalid, check_config, load_config
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="veille agent", description="Veille live agent")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="capture, analyse and ship until SIGTERM (systemd Type=notify)")
+    run.add_argument("--config", default=DEFAULT_PATH, metavar="FILE", help=f"agent TOML (default {DEFAULT_PATH})")
+    run.add_argument("--events", metavar="FILE", help="also write every pipeline event as JSON lines to FILE")
+    check = sub.add_parser("check-config", help="print every problem in a config file, with its key path")
+    check.add_argument("file", metavar="FILE")
+    check.add_argument("--json", action="store_true", help="print the problems as a JSON list")
+    return parser
+
+
+def check(path: str, as_json: bool, out: TextIO) -> int:
+    """Print the problems of `path`; 0 when there are none, 1 otherwise."""
+    problems = check_config(path)
+    if as_json:
+        print(json.dumps([{"key": p.key, "message": p.message} for p in problems]), file=out)
+    elif problems:
+        for p in problems:
+            print(f"{path}: {p}", file=out)
+        print(f"{path}: {len(problems)} problem{'s' if len(problems) != 1 else ''}", file=out)
+    else:
+        print(f"{path}: OK", file=out)
+    return 1 if problems else 0
+
+
+def run(path: str, events_path: str | None) -> int:
+    """Load the config, set up JSON logging and run the daemon until it stops."""
+    from agent.logging import setup_logging
+
+    try:
+        config = load_config(path)
+    except ConfigInvalid as exc:
+        for p in exc.problems:
+            print(f"veille agent: {path}: {p}", file=sys.stderr)
+        return 1
+    setup_logging(config.agent.log_level)
+    from agent.daemon import Daemon
+
+    events_out: TextIO | None = None
+    try:
+        if events_path:
+            events_out = open(events_path, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+        return asyncio.run(Daemon(config, events_out=events_out).run())
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if events_out is not None:
+            events_out.close()
+
+
+def main(argv: Sequence[str]) -> int:
+    """Entry point of `veille agent ...`; returns the exit status."""
+    try:
+        args = _parser().parse_args(list(argv))
+    except SystemExit as exc:  # --help or a usage error, already printed by argparse
+        return exc.code if isinstance(exc.code, int) else 2
+    if args.command == "check-config":
+        return check(args.file, args.json, sys.stdout)
+    return run(args.config, args.events)
