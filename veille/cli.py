@@ -15,7 +15,7 @@ DELEGATED = {
     "collector": "collector.cli",
     "rules": "signatures.rules.cli",
     "agent": "agent.cli",
-    "demo": "agent.demo",
+    "demo": "veille.demo",
 }
 
 
