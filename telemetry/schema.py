@@ -49,6 +49,8 @@ Port = Annotated[int, Meta(ge=0, le=65535)]
 Count = Annotated[int, Meta(ge=0)]
 Time = Annotated[float, Meta(ge=0.0)]
 Unit = Annotated[float, Meta(ge=0.0, le=1.0)]
+# `tcp`/`udp`/`icmp`/`icmp6`, or the IP protocol number when it has no name (docs/events.md).
+Proto = Label | Annotated[int, Meta(ge=0, le=255)]
 # Open-ended values (observation fields, alert app fields): scalars, or a list/map of anything.
 Value = str | int | float | bool | None | list[Any] | dict[str, Any]
 Fields = Annotated[dict[Label, Value], Meta(max_length=MAX_ITEMS)]
@@ -88,7 +90,7 @@ class FlowEvent(
 
     ts_start: Time
     ts_end: Time
-    proto: Label
+    proto: Proto
     src: Addr
     sport: Port
     dst: Addr
@@ -163,7 +165,7 @@ class AlertEvent(_Event, frozen=True, tag="alert"):
     sport: Port | None = None
     dst: Addr | None = None
     dport: Port | None = None
-    proto: Label | None = None
+    proto: Proto | None = None
     community_id: Label | None = None
     app_proto: Label | None = None
     app_fields: Fields = {}

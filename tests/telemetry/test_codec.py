@@ -211,6 +211,19 @@ def test_to_event_from_replay_lines() -> None:
         }
     )
     assert isinstance(flow, FlowEvent) and flow.dport == 2 and flow.community_id is None
+    gre = to_event(
+        {
+            "type": "flow",
+            "ts_start": 1.0,
+            "ts_end": 2.0,
+            "proto": 47,
+            "src": "192.0.2.1",
+            "sport": 0,
+            "dst": "192.0.2.2",
+            "dport": 0,
+        }
+    )  # no name for GRE: the protocol number (docs/events.md)
+    assert decode_batch(encode_batch(new_batch("a", "s", 1, 1.0, [gre]))).events[0].proto == 47
     obs = to_event(
         {
             "type": "dhcp",
