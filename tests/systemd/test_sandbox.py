@@ -6,7 +6,8 @@ systemd-analyze expands those groups; a probe process installs the same allow-li
 through libseccomp (ctypes, no extra package), socket() only for those families, and then
 runs what the agent does at start and in its loop: compile a BPF filter, open a
 LiveSource with its TPACKET_V3 ring and link watcher, read interfaces and neighbours,
-load the example config, log JSON, notify systemd, read psutil health figures.
+load the example config, log JSON, notify systemd, read psutil health figures. setpriv
+narrows the probe's capabilities to the unit's bounding set, CAP_NET_RAW and CAP_NET_ADMIN.
 """
 
 from __future__ import annotations
@@ -106,6 +107,11 @@ try:
 except OSError as exc:
     print("families restricted:", exc.errno == errno.EPERM)
 
+# CapabilityBoundingSet=CAP_NET_RAW CAP_NET_ADMIN: CAP_NET_ADMIN is bit 12, CAP_NET_RAW bit 13.
+import re
+caps = int(re.search(r"CapEff:\s*(\w+)", open("/proc/self/status").read()).group(1), 16)
+print("capabilities:", hex(caps))
+
 import logging, psutil
 from capture.bpf import compile_bpf
 from capture.live import LiveConfig, LiveSource
@@ -144,8 +150,11 @@ def test_agent_code_runs_under_the_units_syscall_filter(tmp_path: Path) -> None:
     creds.mkdir()
     (creds / "collector-secret").write_text("probe-secret\n")
     env = {**os.environ, "PYTHONPATH": str(REPO), "CREDENTIALS_DIRECTORY": str(creds)}
+    # As the unit's bounding set: only CAP_NET_RAW and CAP_NET_ADMIN remain effective.
+    setpriv = shutil.which("setpriv")
+    wrapper = [setpriv, "--bounding-set=-all,+net_raw,+net_admin", "--inh-caps=-all"] if setpriv else []
     proc = subprocess.run(
-        [sys.executable, "-c", PROBE, str(REPO / "etc" / "agent.example.toml"), ",".join(map(str, families))],
+        [*wrapper, sys.executable, "-c", PROBE, str(REPO / "etc" / "agent.example.toml"), ",".join(map(str, families))],
         input=" ".join(sorted(allowed)),
         capture_output=True,
         text=True,
@@ -157,4 +166,8 @@ def test_agent_code_runs_under_the_units_syscall_filter(tmp_path: Path) -> None:
         pytest.skip("libseccomp is not installed")
     print(f"{len(allowed)} system calls allowed by veille-agent.service")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.split("\n")[:3] == ["filter active: True", "families restricted: True", "agent ok"]
+    lines = proc.stdout.split("\n")
+    assert lines[:2] == ["filter active: True", "families restricted: True"]
+    assert lines[3] == "agent ok"
+    if setpriv:
+        assert lines[2] == "capabilities: 0x3000"
