@@ -4,7 +4,8 @@ Order of checks, cheapest and least revealing first: body size (from Content-Len
 signature (telemetry.signing.verify, over the bytes as sent, before anything is decompressed), per-agent
 rate, decompression with a cap (telemetry.codec.decompress: a zip bomb stops at the cap), schema validation
 (telemetry.codec.decode_batch, errors name the field path), then the batch must name the agent that signed
-it and that agent's enrolled site. Only then is it stored, in one transaction; a sequence number already
+it and that agent's enrolled site (else 422 `agent_mismatch`/`site_mismatch`: the batch itself is wrong,
+so the shipper sets it aside instead of retrying it forever). Only then is it stored, in one transaction; a sequence number already
 stored is answered like a fresh one with `"duplicate": true` and writes nothing.
 
 Every refusal is a 4xx JSON body `{"error": reason, "detail": ..., "field": "$.events[3].sid"}`; refusals
@@ -125,7 +126,7 @@ async def _ingest(request: web.Request) -> tuple[web.Response, str | None]:
         await _note_rejected(request, agent_id, "agent_mismatch", now)
         return _tag(
             refusal(
-                403,
+                422,
                 "agent_mismatch",
                 f"batch names agent {batch.agent_id!r}, signed by {agent_id!r}",
                 "$.agent_id",
@@ -136,7 +137,7 @@ async def _ingest(request: web.Request) -> tuple[web.Response, str | None]:
         await _note_rejected(request, agent_id, "site_mismatch", now)
         return _tag(
             refusal(
-                403,
+                422,
                 "site_mismatch",
                 f"agent is enrolled for site {agent.site!r}, batch names {batch.site!r}",
                 "$.site",

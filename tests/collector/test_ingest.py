@@ -101,11 +101,11 @@ async def test_batch_for_another_site_or_agent_is_refused(harness: Harness) -> N
     await harness.agent("school-b", "agent-b")
     _, body = harness.batch_body(agent, [alert(1)], site="school-b")
     status, payload, _ = await harness.post(agent, body)
-    assert (status, payload["error"], payload["field"]) == (403, "site_mismatch", "$.site")
+    assert (status, payload["error"], payload["field"]) == (422, "site_mismatch", "$.site")
     raw = msgpack.unpackb(harness.batch_body(agent, [alert(1)])[1])
     raw["agent_id"] = "agent-b"
     status, payload, _ = await harness.post(agent, msgpack.packb(raw))
-    assert (status, payload["error"]) == (403, "agent_mismatch")
+    assert (status, payload["error"]) == (422, "agent_mismatch")
     assert (await counts(harness))["alerts"] == 0
 
 
