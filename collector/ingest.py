@@ -5,8 +5,8 @@ signature (telemetry.signing.verify, over the bytes as sent, before anything is 
 rate, decompression with a cap (telemetry.codec.decompress: a zip bomb stops at the cap), schema validation
 (telemetry.codec.decode_batch, errors name the field path), then the batch must name the agent that signed
 it and that agent's enrolled site (else 422 `agent_mismatch`/`site_mismatch`: the batch itself is wrong,
-so the shipper sets it aside instead of retrying it forever). Only then is it stored, in one transaction; a sequence number already
-stored is answered like a fresh one with `"duplicate": true` and writes nothing.
+so the shipper sets it aside instead of retrying it forever). Only then is it stored, in one transaction;
+a sequence number already stored is answered like a fresh one with `"duplicate": true` and writes nothing.
 
 Every refusal is a 4xx JSON body `{"error": reason, "detail": ..., "field": "$.events[3].sid"}`; refusals
 after authentication are counted on the agent (`rejected`). A store failure is a 503 (the agent retries).
