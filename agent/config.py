@@ -407,6 +407,44 @@ def _check(c: AgentConfig, data: dict[str, Any]) -> list[ConfigProblem]:
     return out
 
 
+# Keys a running capture cannot change: a new value takes effect at the next restart.
+RESTART_KEYS = (
+    "capture.interfaces",
+    "capture.promisc",
+    "capture.snaplen",
+    "capture.queue_blocks",
+    "capture.wait_for_interfaces",
+    "capture.ring",
+    "collector",
+    "agent.id",
+    "agent.site",
+)
+
+
+def changed_keys(old: AgentConfig, new: AgentConfig) -> tuple[list[str], list[str]]:
+    """Keys that differ between two configs, split into (applied by a reload, needing a restart).
+
+    A SIGHUP reload applies the first list (BPF filter, pipeline, rules, fingerprints,
+    detections, privacy, health, log level) and reports the second.
+    """
+    live: list[str] = []
+    restart: list[str] = []
+    for section in dataclasses.fields(AgentConfig):
+        if section.name == "path":
+            continue
+        a, b = getattr(old, section.name), getattr(new, section.name)
+        if a == b:
+            continue
+        keys = [section.name]
+        if dataclasses.is_dataclass(a) and dataclasses.is_dataclass(b):
+            keys = [
+                f"{section.name}.{f.name}" for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)
+            ]
+        for key in keys:
+            (restart if key.startswith(RESTART_KEYS) else live).append(key)
+    return live, restart
+
+
 def _check_bpf(expression: str, snaplen: int) -> list[ConfigProblem]:
     from capture.bpf import BpfError, compile_bpf
 
@@ -453,9 +491,11 @@ def _addresses(key: str, values: list[str]) -> list[ConfigProblem]:
 
 
 __all__ = [
+    "RESTART_KEYS",
     "AgentConfig",
     "ConfigInvalid",
     "ConfigProblem",
+    "changed_keys",
     "check_config",
     "load_config",
     "parse_config",

@@ -297,3 +297,18 @@ def test_bad_detection_entries_are_named(tmp_path: Path) -> None:
         "detections.known_macs[0]",
         "detections.learn_seconds",
     ]
+
+
+def test_changed_keys_split_reloadable_from_restart() -> None:
+    from agent.config import changed_keys
+
+    old, _ = parse_config(tomllib.loads(GOOD))
+    text = GOOD.replace('["eth1", "eth2"]', '["eth1"]') + (
+        'bpf = "not port 22"\n[capture.ring]\nblock_count = 64\n[pipeline]\nudp_timeout = 30.0\n'
+    )
+    new, problems = parse_config(tomllib.loads(text))
+    assert problems == []
+    live, restart = changed_keys(old, new)
+    assert live == ["capture.bpf", "pipeline.udp_timeout"]
+    assert restart == ["capture.interfaces", "capture.ring"]
+    assert changed_keys(old, old) == ([], [])
