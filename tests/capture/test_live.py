@@ -403,8 +403,9 @@ def test_link_watcher_resyncs_after_the_kernel_drops_events() -> None:
     assert "lo" in seen
 
 
+@pytest.mark.parametrize("ring", [True, False], ids=["ring", "socket"])
 @pytest.mark.parametrize("fixture", ["school_morning.pcap", "vlan.pcap", "lan_attacks.pcap"])
-def test_fixture_captures_replayed_with_tcpreplay_come_out_byte_identical(veth: Veth, fixture: str) -> None:
+def test_fixture_captures_replayed_with_tcpreplay_come_out_byte_identical(veth: Veth, fixture: str, ring: bool) -> None:
     from capture.pcapfile import read_frames
 
     if shutil.which("tcpreplay") is None:
@@ -412,13 +413,13 @@ def test_fixture_captures_replayed_with_tcpreplay_come_out_byte_identical(veth: 
     path = Path(__file__).resolve().parents[2] / "pcaps" / fixture
     expected = [f.data for f in read_frames(path)]
     got: list[bytes] = []
-    with LiveSource([veth.cap], LiveConfig(timeout_ms=10)) as src:
+    with LiveSource([veth.cap], LiveConfig(timeout_ms=10, ring=ring)) as src:
         cmd = ["ip", "netns", "exec", veth.ns, "tcpreplay", "-q", "-i", veth.peer, "--topspeed", str(path)]
         subprocess.run(cmd, check=True, capture_output=True, timeout=60)
         deadline = time.monotonic() + 10
         while len(got) < len(expected) and time.monotonic() < deadline:
             got.extend(f.data for f in src.read_block(0.2))
         stats = src.stats().interfaces[0]
-    print(f"{fixture}: {len(got)}/{len(expected)} frames captured byte-identical, {stats.kernel_drops} kernel drops")
+    print(f"{fixture} ({stats.mode}): {len(got)}/{len(expected)} frames identical, {stats.kernel_drops} kernel drops")
     assert stats.kernel_drops == 0
     assert got == expected
