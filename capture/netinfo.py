@@ -9,6 +9,7 @@ dataclasses; nothing here keeps state between calls except the watcher's socket.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -111,14 +112,18 @@ def _interface(link: Any, addresses: tuple[str, ...]) -> Interface:
 
 
 def neighbours() -> list[Neighbour]:
-    """The kernel neighbour table (ARP and NDP) with a link-layer address, as (ip, mac, state)."""
+    """The kernel neighbour table (ARP and NDP) with a link-layer address, as (ip, mac, state).
+
+    Multicast entries (the kernel keeps some for MLD, with 33:33:... MACs) are left out: they
+    say nothing about a device.
+    """
     with IPRoute() as ipr:
         entries = ipr.get_neighbours()
     out: list[Neighbour] = []
     for entry in entries:
         ip = entry.get_attr("NDA_DST")
         mac = entry.get_attr("NDA_LLADDR")
-        if ip is None or mac is None:
+        if ip is None or mac is None or ipaddress.ip_address(ip).is_multicast:
             continue
         out.append(Neighbour(str(ip), str(mac), nud_state_name(int(entry["state"])), int(entry["ifindex"])))
     return out

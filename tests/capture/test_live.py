@@ -307,11 +307,21 @@ def test_neighbours_and_addresses_of_a_real_link(veth: Veth) -> None:
     _sh("ip", "addr", "add", "192.0.2.1/24", "dev", veth.cap)
     _sh("ip", "neigh", "add", "192.0.2.9", "lladdr", "02:00:00:00:00:09", "dev", veth.cap, "nud", "permanent")
     _sh("ip", "neigh", "add", "192.0.2.10", "lladdr", "02:00:00:00:00:0a", "dev", veth.cap, "nud", "stale")
+    with open(f"/proc/sys/net/ipv6/conf/{veth.cap}/addr_gen_mode", "w") as f:
+        f.write("1")  # no link-local address: only the one added below
+    with open(f"/proc/sys/net/ipv6/conf/{veth.cap}/disable_ipv6", "w") as f:
+        f.write("0")
+    _sh("ip", "-6", "addr", "add", "2001:db8::1/64", "dev", veth.cap, "nodad")
+    _sh("ip", "-6", "neigh", "add", "2001:db8::9", "lladdr", "02:00:00:00:00:09", "dev", veth.cap, "nud", "reachable")
     iface = next(i for i in list_interfaces() if i.name == veth.cap)
     mine = {(n.ip, n.mac, n.state) for n in neighbours() if n.ifindex == iface.index}
-    assert iface.addresses == ("192.0.2.1",)
+    assert sorted(iface.addresses) == ["192.0.2.1", "2001:db8::1"]
     assert iface.up and iface.mac is not None
-    assert mine == {("192.0.2.9", "02:00:00:00:00:09", "PERMANENT"), ("192.0.2.10", "02:00:00:00:00:0a", "STALE")}
+    assert mine == {
+        ("192.0.2.9", "02:00:00:00:00:09", "PERMANENT"),
+        ("192.0.2.10", "02:00:00:00:00:0a", "STALE"),
+        ("2001:db8::9", "02:00:00:00:00:09", "REACHABLE"),
+    }
 
 
 def test_a_dead_capture_thread_is_reported_not_silent(veth: Veth, caplog: pytest.LogCaptureFixture) -> None:
