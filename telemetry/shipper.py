@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import logging
 import random
 import ssl
 import time
@@ -40,6 +41,8 @@ from telemetry.errors import AUTH_REASONS, ConfigError, SchemaError
 from telemetry.schema import Batch, Event, event_type, to_event
 from telemetry.signing import sign
 from telemetry.spool import Spool
+
+log = logging.getLogger("veille.telemetry.shipper")
 
 # Batches kept in memory while the uplink is healthy before they go to disk: two keeps one in flight
 # and one ready without an fsync each, and bounds what a crash can lose to two batches.
@@ -204,6 +207,8 @@ class Shipper:
                 await self._session.close()
 
     async def _spool_everything(self) -> None:
+        if self._spool is None:  # never started: nothing was numbered, nothing can be spooled
+            return
         await self._number_closed()
         while self._memory:
             await self._to_spool(self._memory[0])
@@ -287,6 +292,10 @@ class Shipper:
             except OSError as exc:  # the disk (spool, seq counter): alarm, wait, try again
                 self._alarm(f"spool I/O failed: {exc}")
                 await asyncio.sleep(self.config.backoff_initial)
+            except Exception as exc:  # a bug must not silently stop delivery: say so, keep going
+                log.exception("shipper sender step failed")
+                self._alarm(f"shipper error: {type(exc).__name__}: {exc}")
+                await asyncio.sleep(self.config.backoff_max)
             self._progress.set()
 
     async def _wait_for_work(self) -> None:
