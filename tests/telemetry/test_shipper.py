@@ -227,3 +227,31 @@ async def test_one_invalid_event_is_refused_alone(tmp_path: Path, receiver: Rece
     assert ids(receiver.events()) == [0, 1] and stats.batches_rejected == 0
     assert stats.events_invalid == 3
     assert "$.sp" in stats.alarms[0] and "$.msg" in stats.alarms[1] and "$.fields.raw[0]" in stats.alarms[2]
+
+
+async def test_spool_full_through_the_shipper_keeps_alerts(tmp_path: Path, receiver: Receiver) -> None:
+    from bench.wire_bytes import synthetic_flows
+    from telemetry.schema import AlertEvent
+
+    await receiver.stop()  # collector down: everything goes to a spool of 24 KiB
+    cfg = config(tmp_path, receiver.url, spool_max_bytes=24 * 1024, batch_max_events=200)
+    flows = synthetic_flows(3000, 9)
+    alerts = [AlertEvent(ts=1.0 + i, sid=2000000 + i, msg=f"alert {i}", src="203.0.113.9") for i in range(60)]
+    async with Shipper(cfg) as shipper:
+        for i, flow in enumerate(flows):
+            shipper.submit(flow)
+            if i % 50 == 0:
+                shipper.submit(alerts[i // 50])
+            if i % 200 == 199:
+                await shipper.flush()
+        await shipper.flush()
+        down = shipper.stats()
+        await receiver.start()
+        await shipper.drain(give_up_after=10)
+        stats = shipper.stats()
+    got = receiver.events()
+    got_alerts = [e for e in got if isinstance(e, AlertEvent)]
+    print(f"spool full: shed {down.shed} while down; delivered {len(got)} events, {len(got_alerts)}/60 alerts")
+    assert down.shed.get("flow", 0) > 0 and "alert" not in down.shed
+    assert got_alerts == alerts  # every alert, in order
+    assert len(got) - len(got_alerts) + stats.shed["flow"] == len(flows)
