@@ -31,6 +31,13 @@ def fmt_time(value: Any, with_date: bool = True) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S", time.gmtime(float(value)))
 
 
+def fmt_short(value: Any) -> str:
+    """Seconds since the epoch as UTC date and minute (table cells)."""
+    if value is None or value == "":
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(float(value)))
+
+
 def fmt_ago(seconds: Any) -> str:
     """A duration in the largest sensible unit (`42 s`, `7 min`, `3 h`, `12 d`)."""
     if seconds is None:
@@ -70,7 +77,9 @@ def make_environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=fmt_time, ago=fmt_ago, bytes=fmt_bytes, number=fmt_number, sevname=charts.severity_name)
+    env.filters.update(
+        when=fmt_time, short=fmt_short, ago=fmt_ago, bytes=fmt_bytes, number=fmt_number, sevname=charts.severity_name
+    )
     env.globals.update(sevcolour=charts.severity_colour)
     return env
 

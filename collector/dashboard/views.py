@@ -304,25 +304,34 @@ async def devices(request: web.Request, who: Principal) -> web.StreamResponse:
     )
 
 
+# Which evidence keys speak for each conclusion (the inventory's `suggests` names, docs/events.md).
+_CONCLUSIONS: Final = (
+    ("device type", "device_type", ("device_type",)),
+    ("OS", "os", ("os_family", "os")),
+    ("vendor", "vendor", ("vendor",)),
+)
+
+
+def _agrees(suggested: str, concluded: str) -> bool:
+    a, b = suggested.casefold().strip(), concluded.casefold().strip()
+    return a == b or a.startswith(b) or b.startswith(a)
+
+
 def explain(device: dict[str, Any]) -> list[dict[str, Any]]:
-    """For each conclusion (type, OS, vendor), the evidence that suggests it and the total weight."""
-    conclusions = (
-        ("device type", "device_type", device.get("device_type")),
-        ("OS", "os", device.get("os")),
-        ("vendor", "vendor", device.get("vendor")),
-    )
+    """For each conclusion (type, OS, vendor): the evidence that backs it, what contradicts it, total weight."""
     out = []
-    for label, key, value in conclusions:
+    for label, column, keys in _CONCLUSIONS:
+        value = device.get(column)
         if not value:
             continue
         backing: list[dict[str, Any]] = []
         against: list[dict[str, Any]] = []
         for item in device.get("evidence", []):
-            suggested = (item.get("suggests") or {}).get(key)
+            suggests = item.get("suggests") or {}
+            suggested = next((suggests[k] for k in keys if suggests.get(k)), None)
             if suggested is None:
                 continue
-            same = str(suggested).casefold() == str(value).casefold()
-            (backing if same else against).append(item)
+            (backing if _agrees(str(suggested), str(value)) else against).append(item)
         out.append(
             {
                 "label": label,
