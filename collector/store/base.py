@@ -297,29 +297,24 @@ class SqlStore(abc.ABC):
 
     # ---- queries ----------------------------------------------------------------------------------
     async def sites(self, scope: Scope = None) -> list[Row]:
-        """Sites known from agents or devices, with agent, device and alert counts."""
+        """Sites known from agents or devices, with agent, device and alert counts (three grouped queries)."""
         clause, params = _scope_clause(scope)
-        names = await self._fetch(
-            f"SELECT site FROM agents WHERE 1 = 1{clause} UNION SELECT site FROM devices WHERE 1 = 1{clause}",
-            [*params, *params],
-        )
-        out = []
-        for site in sorted(r["site"] for r in names):
-            agents = await self._fetch(
-                "SELECT COUNT(*) AS n, MAX(last_seen) AS last_seen FROM agents WHERE site = ?", (site,)
-            )
-            devices = await self._fetch("SELECT COUNT(*) AS n FROM devices WHERE site = ?", (site,))
-            alerts = await self._fetch("SELECT COUNT(*) AS n FROM alerts WHERE site = ?", (site,))
-            out.append(
-                {
-                    "site": site,
-                    "agents": agents[0]["n"],
-                    "last_seen": agents[0]["last_seen"],
-                    "devices": devices[0]["n"],
-                    "alerts": alerts[0]["n"],
-                }
-            )
-        return out
+        out: dict[str, Row] = {}
+
+        def site_row(name: str) -> Row:
+            return out.setdefault(name, {"site": name, "agents": 0, "last_seen": None, "devices": 0, "alerts": 0})
+
+        for r in await self._fetch(
+            f"SELECT site, COUNT(*) AS n, MAX(last_seen) AS last_seen FROM agents WHERE 1 = 1{clause} GROUP BY site",
+            params,
+        ):
+            site_row(r["site"]).update(agents=int(r["n"]), last_seen=r["last_seen"])
+        for table in ("devices", "alerts"):
+            for r in await self._fetch(
+                f"SELECT site, COUNT(*) AS n FROM {table} WHERE 1 = 1{clause} GROUP BY site", params
+            ):
+                site_row(r["site"])[table] = int(r["n"])
+        return [out[name] for name in sorted(out)]
 
     async def devices(self, flt: DeviceFilter, scope: Scope = None) -> tuple[list[Row], int]:
         """A page of devices matching the filter, and the total number matching."""

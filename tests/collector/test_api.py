@@ -61,6 +61,11 @@ async def test_viewer_of_site_a_sees_nothing_of_site_b(harness: Harness) -> None
     assert body["total"] == 3
     status, body = await h.get("/api/v1/devices/school-b/02:00:00:00:00:bb", analyst)
     assert status == 200 and body["vendor"] == "HP"
+    status, body = await h.get("/api/v1/sites", analyst)
+    assert [(s["site"], s["agents"], s["devices"], s["alerts"]) for s in body["items"]] == [
+        ("school-a", 1, 2, 2),
+        ("school-b", 1, 1, 1),
+    ]
 
 
 async def test_unauthenticated_and_revoked_tokens_are_refused(harness: Harness) -> None:

@@ -194,3 +194,33 @@ async def test_metrics_count_events_and_rejects(sqlite_harness: Harness) -> None
     assert 'veille_db_seconds_count{op="ingest"}' in text
     async with h.session.get(f"{h.url}/healthz") as resp:
         assert resp.status == 200
+
+
+async def test_previous_schema_version_is_accepted(harness: Harness) -> None:
+    agent = await harness.agent("school-a")
+    v1 = {
+        "schema": 1,
+        "agent_id": agent.agent_id,
+        "site": "school-a",
+        "seq": 1,
+        "created": 1_700_000_000.0,
+        "events": [
+            {
+                "type": "flow",
+                "t0": 1_700_000_000.0,
+                "t1": 1_700_000_001.0,
+                "p": "udp",
+                "s": "192.0.2.1",
+                "sp": 68,
+                "d": "192.0.2.255",
+                "dp": 67,
+                "bf": 300,
+                "sm": "02:00:00:00:00:01",
+            },
+            {"type": "alert", "ts": 1_700_000_000.0, "sid": 1, "msg": "v1 alert"},
+        ],
+    }
+    status, payload, _ = await harness.post(agent, msgpack.packb(v1))
+    assert (status, payload["duplicate"]) == (200, False), payload
+    rows = await harness.store.fetch("SELECT schema_v, events FROM batches")
+    assert rows == [{"schema_v": 1, "events": 2}]
