@@ -179,8 +179,14 @@ class _Builder:
         elif name in ("nocase", "fast_pattern", "startswith", "endswith"):
             if self.content is None:
                 raise RuleError(name, "content modifier without a preceding content")
-            if name == "fast_pattern" and value not in (None, "only"):
-                raise RuleError("fast_pattern", f"fast_pattern:{value} not supported", unsupported=True)
+            if (
+                name == "fast_pattern"
+                and value not in (None, "only")
+                and not re.fullmatch(r"\s*\d+\s*,\s*\d+\s*", value)
+            ):
+                raise RuleError("fast_pattern", f"fast_pattern:{value} not understood")
+            # fast_pattern:offset,length only narrows what the prefilter looks for; prefiltering on
+            # the whole content is stricter and gives the same matches.
             self.content[name] = True
         elif name in _CONTENT_INT_MODS:
             if self.content is None:
@@ -193,14 +199,15 @@ class _Builder:
             if name != "distance" and num < 0:
                 raise RuleError(name, f"must not be negative: {num}")
             self.content[name] = num
-        elif name == "content":
+        elif name in ("content", "uricontent"):
             self.flush()
             if value is None:
-                raise RuleError("content", "needs a value")
+                raise RuleError(name, "needs a value")
             negated = value.startswith("!")
-            self.content = {"pattern": parse_content_bytes(unquote(value[1:] if negated else value, "content")),
+            self.content = {"pattern": parse_content_bytes(unquote(value[1:] if negated else value, name)),
                             "negated": negated}  # fmt: skip
-            self.content_buffer = self.cur_buffer
+            # uricontent is the old spelling of `content; http_uri`
+            self.content_buffer = "http.uri" if name == "uricontent" else self.cur_buffer
         elif name == "pcre":
             self.flush()
             if value is None:

@@ -209,3 +209,16 @@ def test_http_host_content_must_be_lower_case() -> None:
     assert [(s.keyword, s.sid) for s in rs.skipped] == [("http.host", 1)]
     ok = load_text('alert http any any -> any any (http.host; content:"Example.org"; nocase; sid:1;)\n', V)
     assert ok.loaded == 1
+
+
+def test_et_open_legacy_spellings() -> None:
+    r = parse_rule(
+        'alert http $HOME_NET any -> $EXTERNAL_NET $HTTP_PORTS (msg:"ET x"; flow: to_server,established; '
+        'uricontent:"/tbrequest"; nocase; uricontent:"&q="; content:"User-Agent|3a| x"; http_header; '
+        'fast_pattern:12,5; content:"y"; fast_pattern:only; metadata: former_category ADWARE_PUP; sid:2003610; rev:4;)',
+        V,
+    )
+    assert [m.pattern for m in r.buffer("http.uri") if isinstance(m, Content)] == [b"/tbrequest", b"&q="]
+    hdr = r.buffer("http.header")[0]
+    assert isinstance(hdr, Content) and hdr.fast_pattern
+    assert r.dport.contains(80) and not r.dport.contains(81)
