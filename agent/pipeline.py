@@ -77,6 +77,8 @@ class Pipeline:
             if Inventory is not None:
                 self._inventory = Inventory()
         self._engine: Any = None
+        # Quiet flows skip decoding unless a rule engine must see every packet.
+        self._fast = not c.rule_files
         self._ioc: Any = None
         self._lan: Any = None
         if c.rule_files:
@@ -111,6 +113,18 @@ class Pipeline:
             self._next_expire = ts + self.config.expire_interval
             if self.flows.ended:
                 self._flows_ended()
+        if (
+            self._fast
+            and frame.linktype == 1
+            and len(data) > 53
+            and data[14] == 0x45
+            and data[12] == 8
+            and data[13] == 0
+            and data[23] == 6
+            and self.flows.fast_update(data, ts)
+        ):
+            self.decoded += 1
+            return
         try:
             pkt = decode(ts, frame.linktype, data)
         except DecodeError as e:
@@ -128,6 +142,8 @@ class Pipeline:
             if self.flows.ended:
                 self._flows_ended()
         obs = self.observer.packet(pkt, flow, d)
+        if flow is not None and flow.quiet and self._fast and "fast" not in flow.ext:
+            self.flows.make_fast(flow)
         if self._engine is not None and flow is not None:
             for a in self._engine.on_packet(pkt, flow, d):
                 self.events.append(a.to_event())

@@ -32,6 +32,8 @@ _HELLO = bytes.fromhex(
     "0010000e000c02683208687474702f312e31"
     "002b0005040304030300330000"
 )
+# A TLS 1.2 ServerHello (ECDHE-RSA-AES128-GCM-SHA256, extended master secret, renegotiation info).
+_SERVER_HELLO = bytes.fromhex("160303003b020000370303" + "33" * 32 + "00c02f00000fff0100010000170000000b00020100")
 _HTTP = (
     b"GET /index.html HTTP/1.1\r\nHost: www.example.org\r\n"
     b"User-Agent: Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 Chrome/126.0 Safari/537.36\r\n"
@@ -92,6 +94,7 @@ def generate(path: Path, packets: int, seed: int = 7) -> int:
     hello = _tpl(c2s / TCP(flags="PA") / _HELLO)
     http = _tpl(c2s / TCP(flags="PA") / _HTTP)
     data_r = _tpl(s2c / TCP(flags="PA") / (b"\x17\x03\x03\x05\x00" + b"v" * 1300))
+    shello = _tpl(s2c / TCP(flags="PA") / _SERVER_HELLO)
     fin = _tpl(c2s / TCP(flags="FA"))
     fin_r = _tpl(s2c / TCP(flags="FA"))
     names = [f"host{i}.example.{tld}".encode() for i in range(500) for tld in ("com", "org", "net")]
@@ -120,6 +123,9 @@ def generate(path: Path, packets: int, seed: int = 7) -> int:
             w.write(_stamp(ack, h, s, sp, dp, isn + 1, risn + 1))
             w.write(_stamp(req, h, s, sp, dp, isn + 1, risn + 1))
             off = 0
+            if dp == 443:
+                w.write(_stamp(shello, s, h, dp, sp, risn + 1, isn + 200))
+                off = len(_SERVER_HELLO)
             for _ in range(rnd.randrange(2, 8)):
                 w.write(_stamp(data_r, s, h, dp, sp, risn + 1 + off, isn + 200))
                 off += 1305

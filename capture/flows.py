@@ -179,6 +179,9 @@ class FlowTable:
         self.evicted = 0
         self._next_active_check = 0.0
         self.ended: list[Flow] = []  # flows ended by the last calls; the caller drains it
+        # Quiet, established TCP flows over untagged IPv4 keyed by the wire bytes of their addresses and
+        # ports (one key per direction): `fast_update` accounts their packets without decoding them.
+        self.fast: dict[bytes, tuple[Flow, int]] = {}
 
     def __len__(self) -> int:
         return len(self.flows)
@@ -268,6 +271,8 @@ class FlowTable:
     def _closing(self, flow: Flow, reason: str) -> None:
         if flow.closing:
             return
+        if "fast" in flow.ext:
+            self._drop_fast(flow)
         flow.closing = reason
         del self._classes[flow.tclass][flow.key]
         flow.tclass = _CLOSED
@@ -318,7 +323,59 @@ class FlowTable:
             if pending is not None and len(pending) < self.config.max_pending_segments:
                 pending[seq] = data[start : start + plen]
 
+    def make_fast(self, flow: Flow) -> None:
+        """Let later packets of a quiet, established, untagged IPv4 TCP flow take `fast_update`."""
+        if (
+            flow.proto != PROTO_TCP
+            or flow.state not in (0, 3)
+            or flow.closing
+            or flow.vlan is not None
+            or len(flow.src) != 4
+        ):
+            return
+        ports = flow.sport.to_bytes(2, "big") + flow.dport.to_bytes(2, "big")
+        rports = flow.dport.to_bytes(2, "big") + flow.sport.to_bytes(2, "big")
+        self.fast[flow.src + flow.dst + ports] = (flow, 0)
+        self.fast[flow.dst + flow.src + rports] = (flow, 1)
+        flow.ext["fast"] = True
+
+    def fast_update(self, data: bytes, ts: float) -> bool:
+        """Account an Ethernet/IPv4 (IHL 5) frame of a fast flow; False when it needs the full path.
+
+        Only packets that change no state qualify: no SYN, FIN or RST, not a fragment.
+        """
+        ent = self.fast.get(data[26:38])
+        if ent is None or data[47] & 0x07 or data[20] & 0x3F or data[21]:
+            return False
+        flow, d = ent
+        ip_len = (data[16] << 8) | data[17]
+        if ip_len == 0 or ip_len > len(data) - 14:
+            ip_len = len(data) - 14
+        flow.last_ts = ts
+        if d == 0:
+            flow.pkts_fwd += 1
+            flow.bytes_fwd += ip_len
+            flow.flags_fwd |= data[47]
+        else:
+            flow.pkts_rev += 1
+            flow.bytes_rev += ip_len
+            flow.flags_rev |= data[47]
+        cls = self._classes[flow.tclass]
+        key = flow.key
+        del cls[key]
+        cls[key] = flow
+        return True
+
+    def _drop_fast(self, flow: Flow) -> None:
+        ports = flow.sport.to_bytes(2, "big") + flow.dport.to_bytes(2, "big")
+        rports = flow.dport.to_bytes(2, "big") + flow.sport.to_bytes(2, "big")
+        self.fast.pop(flow.src + flow.dst + ports, None)
+        self.fast.pop(flow.dst + flow.src + rports, None)
+        flow.ext.pop("fast", None)
+
     def _end(self, flow: Flow, reason: str) -> None:
+        if "fast" in flow.ext:
+            self._drop_fast(flow)
         flow.end_reason = reason
         del self.flows[flow.key]
         del self._classes[flow.tclass][flow.key]
