@@ -33,7 +33,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import Any, Final, Protocol, TextIO
 
 import msgspec
 
@@ -43,7 +43,7 @@ from agent.pipeline import Pipeline, PipelineConfig
 from agent.sdnotify import Notifier, watchdog_loop
 from capture.bpf import BpfError
 from capture.flows import FlowConfig
-from capture.live import LiveCaptureError, LiveSource
+from capture.live import Block, CaptureStats, LiveCaptureError, LiveConfig, LiveSource
 from telemetry.schema import Event, to_event
 from telemetry.shipper import Shipper
 
@@ -61,10 +61,12 @@ DEVICE_INTERVAL: Final = 5.0
 NEIGHBOUR_INTERVAL: Final = 30.0
 # STATUS= for `systemctl status` is refreshed this often.
 STATUS_INTERVAL: Final = 5.0
-# SIGTERM: the unit's TimeoutStopSec is 30 s. Capture stops within LiveSource's 5 s join; then at
-# most SEND_BUDGET s sending, then SPOOL_BUDGET s writing the rest to the spool: 5+10+10 < 30.
-SEND_BUDGET: Final = 10.0
-SPOOL_BUDGET: Final = 10.0
+# SIGTERM: the unit's TimeoutStopSec is 30 s. Capture stops within LiveSource's 5 s join; the worker
+# feeds what the block queue still holds for at most DRAIN_BUDGET s (the rest is counted as pipeline
+# drops), then at most SEND_BUDGET s sending and SPOOL_BUDGET s writing to the spool: 5+5+8+8 < 30.
+DRAIN_BUDGET: Final = 5.0
+SEND_BUDGET: Final = 8.0
+SPOOL_BUDGET: Final = 8.0
 # The watchdog is fed only while the worker has looped within this many ticks.
 STALL_TICKS: Final = 10
 # Event types shipped to the collector; observations stay on the site (docs/wire.md, privacy).
@@ -73,6 +75,18 @@ SHIPPED: Final = frozenset({"flow", "device", "alert"})
 _BINDING_STATES: Final = frozenset({"REACHABLE", "STALE", "DELAY", "PROBE", "PERMANENT"})
 # Log at most one line per this many seconds for events the schema refuses.
 _INVALID_LOG_INTERVAL: Final = 60.0
+
+
+class FrameSource(Protocol):
+    """What the daemon needs of a capture source (`capture.live.LiveSource`)."""
+
+    def read_tagged_block(self, timeout: float | None = None) -> Block | None: ...
+    def update_filter(self, expression: str) -> None: ...
+    def stats(self) -> CaptureStats: ...
+    def close(self) -> None: ...
+
+
+SourceFactory = Callable[[list[str], LiveConfig], FrameSource]
 
 
 class ReloadError(Exception):
@@ -225,7 +239,7 @@ class PipelineWorker:
 
     def __init__(
         self,
-        source: LiveSource,
+        source: FrameSource,
         pipeline: LivePipeline,
         deliver: Callable[[list[dict[str, Any]]], None],
         events_out: TextIO | None = None,
@@ -236,6 +250,8 @@ class PipelineWorker:
         self._commands: queue.SimpleQueue[tuple[Command, concurrent.futures.Future[Any]]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self.failure: BaseException | None = None
+        # Frames still queued at shutdown when DRAIN_BUDGET ran out (pipeline drops, reported).
+        self.shutdown_drops = 0
         self.heartbeat = time.monotonic()
         self._writer: Any = None
         if events_out is not None:
@@ -296,12 +312,14 @@ class PipelineWorker:
                     p.device_events()
             if p.events:
                 self._emit(p.take())
-        while True:  # the source is closed: what its queue still holds was captured, not dropped
-            block = read(0)
-            if block is None:
-                break
-            for frame in block.frames:
-                feed(frame)
+        # The source is closed: what its queue still holds was captured; feed it while time allows.
+        deadline = time.monotonic() + DRAIN_BUDGET
+        while (block := read(0)) is not None:
+            if time.monotonic() < deadline:
+                for frame in block.frames:
+                    feed(frame)
+            else:
+                self.shutdown_drops += len(block.frames)
         self._run_commands()
         p.flush()
         self._emit(p.take())
@@ -370,14 +388,16 @@ class Daemon:
         *,
         notifier: Notifier | None = None,
         events_out: TextIO | None = None,
+        source_factory: SourceFactory = LiveSource,
     ) -> None:
         self.config = config
+        self._source_factory = source_factory
         self.notifier = notifier or Notifier()
         self.events_out = events_out
         self.health = HealthMonitor()
         self.knowledge = Knowledge()
         self.pipeline: LivePipeline | None = None
-        self.source: LiveSource | None = None
+        self.source: FrameSource | None = None
         self.worker: PipelineWorker | None = None
         self.shipper: Shipper | None = None
         self.events_by_type: Counter[str] = Counter()
@@ -409,7 +429,9 @@ class Daemon:
         else:
             log.warning("no [collector] table: events stay on this site")
         try:
-            self.source = await asyncio.to_thread(LiveSource, cfg.capture.interfaces, cfg.capture.live_config())
+            self.source = await asyncio.to_thread(
+                self._source_factory, list(cfg.capture.interfaces), cfg.capture.live_config()
+            )
         except (LiveCaptureError, BpfError, OSError) as exc:
             log.error("cannot capture: %s", exc)
             if self.shipper is not None:
@@ -459,10 +481,20 @@ class Daemon:
         for task in list(self._tasks):
             task.cancel()
         assert self.source is not None and self.worker is not None
+        started = time.monotonic()
         await asyncio.to_thread(self.source.close)
         self.worker.stop()
         await asyncio.to_thread(self.worker.join)
         await self._barrier()
+        p = self.pipeline
+        log.info(
+            "capture stopped, flows flushed",
+            extra={
+                "seconds": round(time.monotonic() - started, 3),
+                "packets": p.packets if p else 0,
+                "shutdown_drops": self.worker.shutdown_drops,
+            },
+        )
         if self.shipper is not None:
             self._submit_health()
             with contextlib.suppress(TimeoutError, RuntimeError):
@@ -523,6 +555,8 @@ class Daemon:
             shipper.submit(event)
 
     def _invalid(self, kind: str, reason: str) -> None:
+        # Counted as produced and as invalid, so shipped = produced - invalid - shed holds in health.
+        self.events_by_type[kind] += 1
         self.invalid[kind] += 1
         now = time.monotonic()
         if now >= self._next_invalid_log:
@@ -537,10 +571,11 @@ class Daemon:
         return HealthInputs(
             packets=p.packets if p else 0,
             drops_kernel=cap.kernel_drops if cap else 0,
-            drops_pipeline=cap.pipeline_drops if cap else 0,
+            drops_pipeline=(cap.pipeline_drops if cap else 0) + (self.worker.shutdown_drops if self.worker else 0),
             flows_live=len(p.flows) if p else 0,
             devices=p.devices_known if p else 0,
             events_by_type=dict(self.events_by_type),
+            events_invalid=sum(self.invalid.values()),
             shipper=self.shipper.stats() if self.shipper else None,
             rules_version=self.knowledge.rules_version,
             fingerprints_version=self.knowledge.fingerprints_version,

@@ -73,6 +73,8 @@ class HealthInputs:
     flows_live: int = 0
     devices: int = 0
     events_by_type: Mapping[str, int] = field(default_factory=dict)
+    # Events the agent could not put in the wire schema (the shipper counts its own refusals too).
+    events_invalid: int = 0
     shipper: ShipperStats | None = None
     rules_version: str | None = None
     fingerprints_version: str | None = None
@@ -119,6 +121,7 @@ class HealthMonitor:
         ship = inputs.shipper or ShipperStats()
         fields = ship.health_fields()
         alarms = list(fields.pop("alarms"))
+        fields["events_invalid"] = fields.get("events_invalid", 0) + inputs.events_invalid
         if self.reload_error is not None:
             alarms.append(f"{RELOAD_ERROR}: {self.reload_error}")
         alarms = [a[:_MAX_ALARM_TEXT] for a in alarms[-_MAX_ALARMS:]]
