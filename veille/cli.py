@@ -35,6 +35,9 @@ def _replay_parser(sub: Any) -> None:
     p.add_argument("--stream-depth", type=int, default=None, help="bytes reassembled per TCP direction")
     p.add_argument("--ship", action="store_true", help="ship events to the collector instead of printing them")
     p.add_argument("--agent-config", metavar="FILE", help="agent TOML with the [collector] table (for --ship)")
+    from veille.replay import add_privacy_arguments
+
+    add_privacy_arguments(p)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

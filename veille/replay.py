@@ -38,22 +38,60 @@ def build_config(args: argparse.Namespace) -> PipelineConfig:
     return cfg
 
 
+def add_privacy_arguments(p: argparse.ArgumentParser) -> None:
+    """`veille replay` options for the site privacy filter (agent/privacy.py, docs/privacy.md)."""
+    from agent.privacy import PROFILES, SWITCHES
+
+    p.add_argument("--privacy-profile", choices=PROFILES, default=None, help="apply a site privacy profile")
+    p.add_argument("--privacy-key-file", metavar="FILE", help="site pseudonym key (pseudonymised, minimal)")
+    p.add_argument("--privacy-map", metavar="FILE", help="record pseudonym -> value here for `veille agent reveal`")
+    p.add_argument("--privacy-off", action="append", default=[], choices=SWITCHES, help="drop one kind of text")
+
+
+def privacy_from_args(args: argparse.Namespace) -> Any:
+    """The `agent.reveal.SitePrivacy` the options ask for, or None; raises `PrivacyError` naming the option."""
+    profile = getattr(args, "privacy_profile", None)
+    off = getattr(args, "privacy_off", None) or []
+    if profile is None and not off:
+        return None
+    from agent.privacy import PrivacyConfig, PrivacyError
+    from agent.reveal import SitePrivacy
+
+    if (profile or "full") != "full" and not args.privacy_key_file:
+        raise PrivacyError(f"--privacy-profile {profile} needs --privacy-key-file FILE")
+    cfg = PrivacyConfig(
+        profile=profile or "full",
+        key_file=args.privacy_key_file or "",
+        map_file=args.privacy_map or "",
+        **{name: False for name in off},
+    )
+    return SitePrivacy(cfg)
+
+
 def run_replay(args: argparse.Namespace) -> int:
     cfg = build_config(args)
+    from agent.privacy import PrivacyError
+
+    try:
+        privacy = privacy_from_args(args)
+    except PrivacyError as e:
+        print(f"veille: error: {e}", file=sys.stderr)
+        return 2
     if args.ship:
         from veille.ship import run_ship
 
-        return run_ship(args, cfg)
+        return run_ship(args, cfg, privacy)
     fmt = args.format or ("table" if sys.stdout.isatty() and not args.output else "jsonl")
     out: TextIO = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     writer: Any = JsonlWriter(out) if fmt == "jsonl" else TableWriter(out)
+    write = writer.write if privacy is None else (lambda evs: writer.write(privacy.apply(evs)))
     pipeline = Pipeline(cfg)
     _report_skipped(pipeline)
     status = 0
     try:
-        status = feed_files(pipeline, args.files, writer.write)
+        status = feed_files(pipeline, args.files, write)
         pipeline.finish()
-        writer.write(pipeline.take())
+        write(pipeline.take())
         writer.close()
     except BrokenPipeError:
         return 0

@@ -39,7 +39,7 @@ def _events(pipeline: Pipeline, files: list[str], status: list[int]) -> Iterator
     yield from pipeline.take()
 
 
-def run_ship(args: argparse.Namespace, cfg: PipelineConfig) -> int:
+def run_ship(args: argparse.Namespace, cfg: PipelineConfig, privacy: Any = None) -> int:
     if not args.agent_config:
         print("veille: error: --ship needs --agent-config FILE (the [collector] table)", file=sys.stderr)
         return 2
@@ -56,9 +56,15 @@ def run_ship(args: argparse.Namespace, cfg: PipelineConfig) -> int:
         for e in _events(pipeline, args.files, status):
             if e["type"] == "stats":
                 stats.update(e)
+            if privacy is not None:  # the site's privacy profile (agent/reveal.py SitePrivacy)
+                e = privacy.filter.apply(e)
+                if e is None:
+                    continue
             w = to_wire(e)
             if w is not None:
                 yield w
+        if privacy is not None:
+            privacy.flush()
 
     result = asyncio.run(ship_events(events(), ship_cfg))
     print(
