@@ -29,6 +29,8 @@ PRINCIPAL = web.RequestKey("principal", Principal)
 # Top-talkers window when `since` is not given: the last day.
 DEFAULT_TALKERS_WINDOW = 86400.0
 MAX_TALKERS = 100
+# Largest integer a query may carry: SQL BIGINT (both back-ends store sids, seqs and offsets as 64-bit).
+MAX_SQL_INT = 2**63 - 1
 # Longest query string kept in the audit log (a URL line is at most 8 KiB in aiohttp: max_line_size).
 MAX_AUDIT_QUERY = 2048
 
@@ -105,7 +107,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 # ---- parameter parsing ---------------------------------------------------------------------------------
-def _int(request: web.Request, name: str, default: int | None, lo: int = 0, hi: int | None = None) -> int | None:
+def _int(request: web.Request, name: str, default: int | None, lo: int = 0, hi: int = MAX_SQL_INT) -> int | None:
     text = request.query.get(name)
     if text is None or text == "":
         return default
@@ -113,8 +115,8 @@ def _int(request: web.Request, name: str, default: int | None, lo: int = 0, hi: 
         value = int(text)
     except ValueError:
         raise bad_parameter(name, f"expected an integer, got {text[:40]!r}") from None
-    if value < lo or (hi is not None and value > hi):
-        raise bad_parameter(name, f"must be between {lo} and {hi}" if hi is not None else f"must be >= {lo}")
+    if not lo <= value <= hi:
+        raise bad_parameter(name, f"must be between {lo} and {hi}")
     return value
 
 

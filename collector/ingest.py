@@ -145,7 +145,11 @@ async def _ingest(request: web.Request) -> tuple[web.Response, str | None]:
             "site_mismatch",
         )
 
-    rows = batch_rows(batch, now)
+    try:
+        rows = batch_rows(batch, now)
+    except SchemaError as exc:
+        await _note_rejected(request, agent_id, exc.reason, now)
+        return _tag(_telemetry_refusal(exc), exc.reason)
     db_started = time.perf_counter()
     try:
         stored = await store.ingest(rows)

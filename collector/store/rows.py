@@ -13,9 +13,13 @@ from typing import Any
 
 import msgspec
 
+from telemetry.errors import SchemaError
 from telemetry.schema import AlertEvent, Batch, DeviceEvent, FlowEvent, HealthEvent, ObservationEvent
 
 HOUR = 3600.0
+# Largest integer either back-end stores (SQL BIGINT). The schema's counters are unbounded MessagePack
+# integers (up to 2**64 - 1), so a value or a roll-up sum past this is refused here, not by the database.
+MAX_SQL_INT = 2**63 - 1
 _json = msgspec.json.Encoder()
 
 
@@ -192,4 +196,22 @@ def batch_rows(batch: Batch, received: float) -> BatchRows:
         ((site, mac, hour, *acc) for (mac, hour), acc in rollup.items()), key=lambda row: (row[1], row[2])
     )
     out.counts = counts
+    _check_ranges(out)
     return out
+
+
+def _too_big(row: tuple[Any, ...]) -> bool:
+    return any(type(v) is int and v > MAX_SQL_INT for v in row)
+
+
+def _check_ranges(out: BatchRows) -> None:
+    """Raise SchemaError naming the event whose integer does not fit a BIGINT."""
+    if out.seq > MAX_SQL_INT:
+        raise SchemaError("$.seq", f"larger than {MAX_SQL_INT}")
+    for rows in (out.alerts, out.health):
+        for row in rows:
+            if _too_big(row):
+                raise SchemaError(f"$.events[{row[2]}]", f"an integer is larger than {MAX_SQL_INT}")
+    for row in out.flows:
+        if _too_big(row):
+            raise SchemaError("$.events", f"flow counters of {row[1]} add up to more than {MAX_SQL_INT}")

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collector.app import run_collector
+from collector.auth import hash_token, new_token
 from telemetry.codec import encode_batch, new_batch
 from telemetry.signing import generate_secret, sign
 
@@ -36,6 +37,7 @@ class Server:
     def __init__(self, db: str) -> None:
         self.db = db
         self.port = 0
+        self.token = ""
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -46,6 +48,8 @@ class Server:
         self._stop = asyncio.Event()
         async with run_collector(config_for(self.db, rate=0.0)) as running:
             await running.store.add_agent(AGENT, SITE, SECRET, time.time())
+            token_id, self.token = new_token()
+            await running.store.add_token(token_id, "fuzz", "viewer", [SITE], hash_token(self.token), time.time())
             self.port = running.port
             self._ready.set()
             await self._stop.wait()
@@ -70,6 +74,16 @@ class Server:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
             conn.request("POST", "/api/v1/ingest", body=body, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read()
+        finally:
+            conn.close()
+        return resp.status, json.loads(raw) if raw else None
+
+    def get(self, path: str) -> tuple[int, Any]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request("GET", path, headers={"Authorization": f"Bearer {self.token}"})
             resp = conn.getresponse()
             raw = resp.read()
         finally:
@@ -216,3 +230,86 @@ def test_huge_values_and_wrong_encodings(server: Server) -> None:
     assert check(server, b"\xff" * 100, "zstd", extra={"X-Veille-Agent": "a" * 1000}) == 401
     # A body larger than the compressed cap (8 MiB default).
     assert check(server, b"\x00" * (9 * 1024 * 1024), "identity") == 413
+
+
+PATHS = st.sampled_from(
+    [
+        "/api/v1/devices",
+        "/api/v1/alerts",
+        "/api/v1/agents",
+        "/api/v1/sites",
+        "/api/v1/audit",
+        f"/api/v1/sites/{SITE}/top-talkers",
+        f"/api/v1/agents/{AGENT}/health",
+        f"/api/v1/devices/{SITE}/x",
+    ]
+)
+PARAMS = st.sampled_from(
+    [
+        "limit",
+        "offset",
+        "site",
+        "type",
+        "vendor",
+        "os",
+        "randomized",
+        "since",
+        "until",
+        "q",
+        "sort",
+        "sid",
+        "severity",
+        "mac",
+        "token_id",
+    ]
+)
+PARAM_VALUES = st.one_of(st.integers(-(2**70), 2**70).map(str), st.floats().map(str), st.text(max_size=300))
+
+
+@FUZZ
+@given(path=PATHS, params=st.dictionaries(PARAMS, PARAM_VALUES, max_size=5))
+def test_query_parameters_never_cause_a_server_error(server: Server, path: str, params: dict[str, str]) -> None:
+    from urllib.parse import urlencode
+
+    status, payload = server.get(f"{path}?{urlencode(params)}")
+    assert status < 500, payload
+    if status >= 400:
+        assert payload["error"] in {"bad_parameter", "forbidden", "not_found"}, payload
+
+
+def test_out_of_range_numbers_are_bad_parameters(server: Server) -> None:
+    for query in (f"offset={2**70}", f"sid={2**64}", "since=1e400", "limit=-1", "since=nan", "until=inf"):
+        status, payload = server.get(f"/api/v1/alerts?{query}")
+        assert (status, payload["error"]) == (400, "bad_parameter"), (query, payload)
+
+
+def test_integers_past_bigint_are_schema_errors(server: Server) -> None:
+    base = msgpack.unpackb(VALID)
+    big = 2**64 - 1
+    cases = {
+        "$.seq": {**base, "seq": big},
+        "$.events[0]": {**base, "seq": next(_SEQ), "events": [{"type": "alert", "ts": 1.0, "sid": big, "msg": "x"}]},
+        "$.events": {
+            **base,
+            "seq": next(_SEQ),
+            "events": [
+                {
+                    "type": "flow",
+                    "t0": 1.0,
+                    "t1": 2.0,
+                    "p": "tcp",
+                    "s": "192.0.2.1",
+                    "sp": 1,
+                    "d": "192.0.2.2",
+                    "dp": 2,
+                    "bf": 2**62 + i,
+                }
+                for i in range(3)
+            ],
+        },
+    }
+    for field, doc in cases.items():
+        before = server.batches()
+        status, payload = server.post(wire(msgpack.packb(doc), "zstd"), "zstd")
+        assert (status, payload["error"], payload["field"]) == (422, "schema", field), payload
+        assert server.batches() == before
