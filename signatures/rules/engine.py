@@ -424,7 +424,7 @@ class RuleEngine:
             dport=pkt.dport if ported else None,
             proto=PROTO_NAMES.get(pkt.proto, str(pkt.proto)),
             community_id=flow.community_id if flow is not None else None,
-            app=app or ({"app": flow.app} if flow is not None and flow.app else {}),
+            app=app or ({"app_proto": flow.app} if flow is not None and flow.app else {}),
             rule_file=r.file or None,
             src_mac=mac_text(pkt.src_mac) or None,
             action=r.action,

@@ -67,3 +67,47 @@ def test_files_always_load(lines: list[str]) -> None:
     assert rs.loaded + len(rs.skipped) <= text.count("\n") + 1
     for s in rs.skipped:
         assert s.file == "p.rules" and s.line >= 1 and s.keyword
+
+
+CONTENT_OPTS = st.lists(
+    st.tuples(
+        st.binary(min_size=1, max_size=4),
+        st.booleans(),
+        st.booleans(),
+        st.sampled_from(
+            [
+                "",
+                "offset:1;",
+                "depth:6;",
+                "distance:-1;",
+                "within:5;",
+                "distance:0; within:8;",
+                "startswith;",
+                "endswith;",
+            ]
+        ),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(CONTENT_OPTS, st.binary(max_size=64))
+def test_matching_returns_a_bool(opts: list[tuple[bytes, bool, bool, str]], data: bytes) -> None:
+    from signatures.rules.matching import BufferProgram
+
+    parts = []
+    for pat, neg, nocase, mod in opts:
+        hexpat = " ".join(f"{b:02x}" for b in pat)
+        parts.append(f'content:{"!" if neg else ""}"|{hexpat}|"; {"nocase; " if nocase else ""}{mod}')
+    try:
+        rule = parse_rule(f"alert tcp any any -> any any ({' '.join(parts)} sid:1;)", V)
+    except RuleError:
+        return
+    prog = BufferProgram(rule.buffer("payload"))
+    got = prog.match(data)
+    assert got in (True, False)
+    # a buffer holding every positive pattern back to back, with no options, is the trivial witness
+    if not any(neg or mod for _, neg, _, mod in opts):
+        assert prog.match(b"".join(p for p, _, _, _ in opts)) is True
