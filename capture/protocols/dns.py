@@ -108,6 +108,8 @@ class DnsMessage:
             "queries": [q.name for q in self.questions],
             "rcode": self.rcode,
             "answers": [r.as_dict() for r in self.answers],
+            # mDNS responders put SRV/TXT/A records here (RFC 6763 §12); EDNS OPT (type 41) is not data.
+            "additionals": [r.as_dict() for r in self.additionals if r.rtype != 41],
         }
 
 

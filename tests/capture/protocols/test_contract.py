@@ -1,4 +1,4 @@
-"""Each parser's `fields()` has exactly the fields docs/events.md lists for its event type, in order."""
+"""Each parser's `fields()` has exactly the fields README.md lists for its event type, in order."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def contract_fields(doc: str, event: str) -> list[str]:
         if line.startswith(f"| `{event}` |"):
             cell = line.split("|")[2]
             return re.findall(r"`([a-z_0-9]+)`", re.sub(r"\([^()]*\)", "", cell))
-    raise AssertionError(f"event {event} not in docs/events.md")
+    raise AssertionError(f"event {event} not in README.md")
 
 
 @pytest.mark.parametrize(
@@ -37,14 +37,14 @@ def contract_fields(doc: str, event: str) -> list[str]:
     ],
 )
 def test_fields_match_the_event_contract(repo: Path, event: str, value: object) -> None:
-    doc = (repo / "docs" / "events.md").read_text()
+    doc = (repo / "README.md").read_text()
     expected = contract_fields(doc, event)
     assert expected, event
     assert list(value().fields()) == expected  # type: ignore[operator]
 
 
 def test_dns_answer_items_match_the_contract(repo: Path) -> None:
-    doc = (repo / "docs" / "events.md").read_text()
+    doc = (repo / "README.md").read_text()
     keys = re.search(r"`answers` \(list of `\{([a-z, ]+)\}`\)", doc)
     assert keys is not None
     answers = parse_dns(test_dns.RESPONSE).fields()["answers"]
