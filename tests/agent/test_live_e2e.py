@@ -345,6 +345,10 @@ def test_fixture_traffic_reaches_the_collector(
     print(f"events at the collector {stored}, in the spool {spooled}, flow summaries {shipped_flows}")
     assert last["events_by_type"]["flow"] == shipped_flows
     assert stored + spooled == sum(last["events_by_type"].values()) + 1 - last.get("events_invalid", 0)
+    # Logs are JSON lines and never carry the collector secret.
+    secret = re.search(r'secret = "([^"]+)"', config.read_text())
+    assert secret and secret.group(1) not in agent.log.read_text()
+    assert all("raw" not in rec for rec in agent.log_lines())
 
 
 def test_interface_down_and_up_keeps_capturing(
@@ -483,5 +487,6 @@ def test_notify_socket_sees_ready_and_watchdog(veth: Veth, tmp_path: Path, start
         assert agent.stop() == 0
         wait_for("STOPPING=1", lambda: receive() and any("STOPPING=1" in g for g in got), timeout=10)
         print(f"notifications: {[g.splitlines()[0] for g in got]}")
+        assert any(re.search(r"STATUS=capturing on \S+: \d+ pkt/s, \d+ flows", g) for g in got)
     finally:
         sock.close()
