@@ -23,6 +23,7 @@ from aiohttp import web
 from collector.keys import CONFIG, EXPORTER, LIMITER, METRICS, STORE
 from collector.ratelimit import retry_after
 from collector.store import AgentRecord, StoreError
+from collector.store.base import InvalidData
 from collector.store.rows import batch_rows
 from telemetry.codec import decode_batch, decompress
 from telemetry.errors import SchemaError, TelemetryError
@@ -153,6 +154,9 @@ async def _ingest(request: web.Request) -> tuple[web.Response, str | None]:
     db_started = time.perf_counter()
     try:
         stored = await store.ingest(rows)
+    except InvalidData as exc:
+        await _note_rejected(request, agent_id, "schema", now)
+        return _tag(refusal(422, "schema", f"refused by the database: {exc}", "$"), "schema")
     except Exception as exc:  # the store's own failure, never the client's: the agent keeps and resends
         log.error("storing batch %s:%s failed: %s", agent_id, batch.seq, exc)
         return _tag(refusal(503, "unavailable", "store unavailable, retry later"), "unavailable")

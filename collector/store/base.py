@@ -99,6 +99,10 @@ class StoreError(Exception):
     """A store that cannot be opened or used (bad URL, unreachable server)."""
 
 
+class InvalidData(StoreError):
+    """A batch the database refuses for its content (the client's fault: a 422, not a 503)."""
+
+
 def _scope_clause(scope: Scope, column: str = "site") -> tuple[str, list[Any]]:
     if scope is None:
         return "", []

@@ -11,6 +11,7 @@ several deployments share one database.
 
 from __future__ import annotations
 
+import dataclasses
 import decimal
 import re
 import time
@@ -21,7 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from collector.store import sql
-from collector.store.base import Row, SqlStore, Statement, StoreError
+from collector.store.base import InvalidData, Row, SqlStore, Statement, StoreError
 from collector.store.rows import BatchRows
 
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -50,6 +51,20 @@ def split_url(url: str) -> tuple[str, str]:
     if not _SCHEMA_RE.match(schema):
         raise StoreError(f"schema {schema!r}: expected lower-case letters, digits and _")
     return urlunsplit(parts._replace(query=urlencode(kept))), schema
+
+
+def _clean(value: Any) -> Any:
+    return value.replace("\x00", "\ufffd") if type(value) is str else value
+
+
+def without_nul(rows: BatchRows) -> BatchRows:
+    """A copy of `rows` whose text has U+0000 replaced by U+FFFD (the replacement character)."""
+    fixed = dataclasses.replace(rows)
+    for name in ("devices", "evidence", "alerts", "flows", "health", "observations"):
+        setattr(fixed, name, [tuple(_clean(v) for v in row) for row in getattr(rows, name)])
+    fixed.agent_version = _clean(rows.agent_version)
+    fixed.health_json = _clean(rows.health_json)
+    return fixed
 
 
 def _plain(value: Any) -> Any:
@@ -125,7 +140,12 @@ class PostgresStore(SqlStore):
                 except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
                     if attempt == RETRIES - 1:
                         raise
-        return False
+                except asyncpg.CharacterNotInRepertoireError:
+                    # U+0000 (valid in MessagePack and SQLite text) cannot be stored in PostgreSQL text.
+                    rows = without_nul(rows)
+                except asyncpg.DataError as exc:
+                    raise InvalidData(str(exc)) from exc
+        raise StoreError(f"batch {rows.agent_id}:{rows.seq} not stored after {RETRIES} attempts")
 
 
 _CLAIM = _R(sql.CLAIM_BATCH + " RETURNING seq")

@@ -224,3 +224,32 @@ async def test_previous_schema_version_is_accepted(harness: Harness) -> None:
     assert (status, payload["duplicate"]) == (200, False), payload
     rows = await harness.store.fetch("SELECT schema_v, events FROM batches")
     assert rows == [{"schema_v": 1, "events": 2}]
+
+
+async def test_nul_characters_in_text_are_stored_not_refused(harness: Harness) -> None:
+    # Devices do send NUL-terminated DHCP host names; PostgreSQL text cannot hold U+0000.
+    agent = await harness.agent("school-a")
+    raw = {
+        "schema": 2,
+        "agent_id": agent.agent_id,
+        "site": "school-a",
+        "seq": 1,
+        "created": 1.0,
+        "events": [
+            {"type": "alert", "ts": 1.0, "sid": 7, "msg": "bad\x00host"},
+            {
+                "type": "device",
+                "mac": "02:00:00:00:00:01",
+                "first_seen": 1.0,
+                "last_seen": 2.0,
+                "vendor": "Acme\x00",
+                "names": [{"name": "ipad\x00"}],
+            },
+        ],
+    }
+    status, payload, _ = await harness.post(agent, msgpack.packb(raw))
+    assert status == 200, payload
+    rows = await harness.store.fetch("SELECT msg FROM alerts")
+    assert rows[0]["msg"] in ("bad\x00host", "bad\ufffdhost")
+    found = await harness.store.device("school-a", "02:00:00:00:00:01")
+    assert found["vendor"] in ("Acme\x00", "Acme\ufffd")
