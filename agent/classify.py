@@ -15,6 +15,7 @@ away. Pure: evidence and the previous result in, a `Classification` out.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,6 +112,7 @@ def _vote(scores: _Scores, value: str | None, source: str, w: float) -> None:
         per[source] = w
 
 
+@functools.lru_cache(maxsize=256)
 def _protocol(source: str) -> str:
     return source.split("_", 1)[0]
 
@@ -127,6 +129,7 @@ def _total(per: dict[str, float], same_protocol_share: float) -> float:
     return total
 
 
+@functools.lru_cache(maxsize=4096)
 def _vendor_key(name: str) -> str:
     word = name.split(",")[0].split()[0] if name.split() else name
     return "".join(c for c in word.lower() if c.isalnum())

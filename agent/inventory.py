@@ -43,10 +43,10 @@ _GENERIC_NAMES = re.compile(r"^(iphone|ipad|android|localhost|galaxy|macbook(-?(
 @dataclass(frozen=True, slots=True)
 class InventoryConfig:
     max_devices: int = 10_000  # DESIGN budget: 150 MB RSS with 10k devices
-    max_evidence: int = 64  # distinct (source, value) pairs kept per device
+    max_evidence: int = 32  # distinct (source, value) pairs kept per device; a busy laptop shows ~15
     max_ips: int = 16  # addresses per device (a dual-stack host has a few v4, v6 privacy addresses)
     max_names: int = 16
-    max_fp_values: int = 8  # distinct values per fingerprint kind per device
+    max_fp_values: int = 6  # distinct values per fingerprint kind (browsers, apps and OS services differ)
     max_bindings: int = 65_536  # IP addresses tracked for flow attribution
     max_bindings_per_ip: int = 4  # successive holders of one address remembered
     binding_max_age: float = 86_400.0  # a binding unseen for a day is stale (typical DHCP lease <= 1 day)
@@ -73,6 +73,7 @@ class _Device:
     __slots__ = (
         "changed",
         "classification",
+        "dirty",
         "evidence",
         "fingerprints",
         "first_seen",
@@ -97,6 +98,7 @@ class _Device:
         self.classification = Classification()
         self.linked: dict[str, Any] | None = None
         self.changed = 0
+        self.dirty = False  # repeats changed evidence counts since the last classification
 
 
 # Address space that is never routed on the internet: RFC 1918 private, RFC 6598 shared (carrier and
@@ -374,7 +376,7 @@ class Inventory:
         return changed
 
     def _add_evidence(self, dev: _Device, evidence: list[Evidence]) -> bool:
-        """Merge by (source, value); True when the classifier's input changed."""
+        """Merge by (source, value, note); True when a new item arrived (repeats only mark the device dirty)."""
         cap = self.config.classifier.repeat_cap + 1
         changed = False
         for ev in evidence:
@@ -382,7 +384,8 @@ class Inventory:
             if rec is not None:
                 rec.count += 1
                 rec.last_seen = max(rec.last_seen, ev.last_seen)
-                changed |= rec.count <= cap
+                if rec.count <= cap:
+                    dev.dirty = True
                 continue
             if len(dev.evidence) >= self.config.max_evidence:
                 weakest = min(dev.evidence.values(), key=lambda r: (r.ev.weight, r.last_seen))
@@ -394,6 +397,7 @@ class Inventory:
         return changed
 
     def _reclassify(self, dev: _Device) -> bool:
+        dev.dirty = False
         old = dev.classification
         new = classify(((r.ev, r.count) for r in dev.evidence.values()), old, self.config.classifier)
         dev.classification = new
@@ -458,13 +462,22 @@ class Inventory:
     def __len__(self) -> int:
         return len(self._devices)
 
+    def _refresh(self) -> None:
+        """Reclassify devices whose evidence counts moved since their last classification."""
+        for dev in self._devices.values():
+            if dev.dirty and self._reclassify(dev):
+                self._touch(dev)
+
     def device(self, mac: str) -> dict[str, Any] | None:
         """The `device` event of one MAC, or None."""
         dev = self._devices.get(mac_str(mac))
+        if dev is not None and dev.dirty and self._reclassify(dev):
+            self._touch(dev)
         return _device_event(dev) if dev is not None else None
 
     def devices(self) -> list[dict[str, Any]]:
         """`device` events for every device, ordered by MAC."""
+        self._refresh()
         return [_device_event(d) for _, d in sorted(self._devices.items())]
 
     def changed_since(self, cursor: int) -> tuple[list[dict[str, Any]], int]:
@@ -473,6 +486,7 @@ class Inventory:
         Returns the events and the cursor to pass next time (start with 0). Last-seen updates alone
         are not changes.
         """
+        self._refresh()
         out = [_device_event(d) for _, d in sorted(self._devices.items()) if d.changed > cursor]
         return out, self._seq
 

@@ -86,8 +86,19 @@ class Evidence:
         }
 
 
+@functools.lru_cache(maxsize=4096)
+def _suggests(vendor: str | None, os_family: str | None, os_version: str | None, device_type: str | None) -> Suggests:
+    """Shared instances: thousands of devices carry the same few suggestions."""
+    return Suggests(vendor, os_family, os_version, device_type)
+
+
+@functools.lru_cache(maxsize=1024)
+def _match_note(name: str, how: str, source: str) -> str:
+    return f"{name} ({how}; {source})"
+
+
 def _ev(source: str, value: str, hint: Hint, ts: float) -> Evidence:
-    s = Suggests(hint.vendor, hint.os_family, hint.os_version, hint.device_type)
+    s = _suggests(hint.vendor, hint.os_family, hint.os_version, hint.device_type)
     return Evidence(source, value[:MAX_VALUE_LEN], s, hint.weight, ts, ts, hint.why)
 
 
@@ -184,9 +195,9 @@ def _dhcp(event: Mapping[str, Any], ts: float, db: DhcpDatabase) -> list[Evidenc
 
 def _from_match(source: str, value: str, m: DhcpMatch, ts: float) -> Evidence:
     e = m.entry
-    s = Suggests(e.vendor or None, e.os_family or None, m.os_version or None, e.device_type or None)
+    s = _suggests(e.vendor or None, e.os_family or None, m.os_version or None, e.device_type or None)
     weight = e.weight * (0.8 if m.how == "subset" else 1.0)  # a subset match says less than an exact one
-    return Evidence(source, value[:MAX_VALUE_LEN], s, weight, ts, ts, f"{e.name} ({m.how}; {e.source})")
+    return Evidence(source, value[:MAX_VALUE_LEN], s, weight, ts, ts, _match_note(e.name, m.how, e.source))
 
 
 def _dhcp6(event: Mapping[str, Any], ts: float, db: DhcpDatabase) -> list[Evidence]:
