@@ -156,7 +156,7 @@ def parse_privacy(table: Mapping[str, Any], prefix: str = "privacy") -> PrivacyC
 
 # ---- pseudonyms ----------------------------------------------------------------------------------------
 class PseudonymRecord(NamedTuple):
-    """One pseudonym and what it stands for (normalised), in key period `period`."""
+    """One pseudonym and the value it stands for (as first seen), in key period `period`."""
 
     pseudonym: str
     cls: str
@@ -362,7 +362,7 @@ class PrivacyFilter:
         cache[key] = out
         if len(cache) > self.config.map_max_entries:
             cache.popitem(last=False)
-        self._new.append(PseudonymRecord(out, cls, norm, period))
+        self._new.append(PseudonymRecord(out, cls, value, period))
         return out
 
     def _ip(self, text: str, ctx: _Event | int) -> str:

@@ -32,6 +32,7 @@ from agent.privacy import (
     PrivacyFilter,
     PseudonymRecord,
     is_pseudonym,
+    normalise,
     period_key,
     pseudonym_with,
 )
@@ -149,7 +150,9 @@ class PseudonymMap:
 
 def verify(key: bytes, rec: PseudonymRecord) -> bool:
     """True when the key reproduces the record's pseudonym from its value and period."""
-    return rec.cls in CLASSES and pseudonym_with(period_key(key, rec.period), rec.cls, rec.value) == rec.pseudonym
+    if rec.cls not in CLASSES:
+        return False
+    return pseudonym_with(period_key(key, rec.period), rec.cls, normalise(rec.cls, rec.value)) == rec.pseudonym
 
 
 # ---- the audit log ---------------------------------------------------------------------------------------
