@@ -37,7 +37,7 @@ from typing import Any, Final, Protocol, TextIO
 
 import msgspec
 
-from agent.config import AgentConfig, ConfigInvalid, load_config
+from agent.config import AgentConfig, ConfigInvalid, changed_keys, load_config
 from agent.health import HealthInputs, HealthMonitor, files_version, label
 from agent.pipeline import Pipeline, PipelineConfig
 from agent.sdnotify import Notifier, watchdog_loop
@@ -201,6 +201,16 @@ class LivePipeline(Pipeline):
         self._lan = k.lan
         self._p0f = k.p0f
         self.observer.keep_streams = k.engine is not None
+
+    def set_flow_config(self, config: FlowConfig) -> None:
+        """New flow timeouts and caps for the running table (flows already open keep their state).
+
+        FlowTable caches its timeouts at construction; they are recomputed here the same way.
+        """
+        table = self.flows
+        if table.config != config:
+            table.config = config
+            table._timeouts = (config.tcp_timeout, config.udp_timeout, config.other_timeout, config.closed_linger)
 
     def tick(self, now: float) -> None:
         """End flows idle at wall-clock time `now` (no packet moved the clock)."""
@@ -654,17 +664,24 @@ class Daemon:
                 self.source.update_filter(config.capture.bpf)
             except (BpfError, OSError) as exc:
                 raise ReloadError(f"capture.bpf: {exc}") from None
-        await asyncio.wrap_future(self.worker.call(lambda p: p.install(knowledge)))
+        live, restart = changed_keys(old, config)
+        flows = config.pipeline
+
+        def swap(p: LivePipeline) -> None:
+            p.install(knowledge)
+            p.set_flow_config(flows)
+
+        await asyncio.wrap_future(self.worker.call(swap))
         self.knowledge = knowledge
-        for section in ("capture", "pipeline", "collector"):
-            mine = getattr(old, section)
-            theirs = getattr(config, section)
-            if section == "capture":
-                mine, theirs = dataclasses.replace(mine, bpf=""), dataclasses.replace(theirs, bpf="")
-            if mine != theirs:
-                log.warning("[%s] changed: takes effect at the next restart", section)
-        keep = dataclasses.replace(config, capture=old.capture, pipeline=old.pipeline, collector=old.collector)
-        self.config = dataclasses.replace(keep, capture=dataclasses.replace(old.capture, bpf=config.capture.bpf))
+        if restart:
+            log.warning("changed keys take effect at the next restart", extra={"keys": restart})
+        # Keys needing a restart keep their running values, so the next reload compares with what runs.
+        self.config = dataclasses.replace(
+            config,
+            agent=dataclasses.replace(old.agent, log_level=config.agent.log_level),
+            capture=dataclasses.replace(old.capture, bpf=config.capture.bpf),
+            collector=old.collector,
+        )
         logging.getLogger().setLevel(config.agent.log_level.upper())
         log.info(
             "reloaded",
@@ -672,5 +689,6 @@ class Daemon:
                 "rules_version": knowledge.rules_version,
                 "fingerprints_version": knowledge.fingerprints_version,
                 "rules_skipped": len(knowledge.skipped),
+                "applied": live,
             },
         )

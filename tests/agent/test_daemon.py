@@ -338,6 +338,12 @@ async def test_daemon_in_process_ships_reloads_and_stops_cleanly(collector: Coll
     assert daemon.knowledge.ruleset.loaded == 5  # the running rules stayed
     rules.write_text(LAN_RULES.read_text())
     assert await daemon.reload() is True and daemon.health.reload_error is None
+    # Pipeline timeouts apply live; a new interface list waits for a restart.
+    path.write_text(path.read_text().replace('["eth1"]', '["eth2"]') + "[pipeline]\nudp_timeout = 7.0\n")
+    assert await daemon.reload() is True
+    assert daemon.pipeline is not None and daemon.pipeline.flows.config.udp_timeout == 7.0
+    assert 7.0 in daemon.pipeline.flows._timeouts
+    assert daemon.config.capture.interfaces == ["eth1"] and daemon.config.pipeline.udp_timeout == 7.0
     daemon.stop()
     assert await asyncio.wait_for(run, 30) == 0
     assert source.closed
