@@ -223,6 +223,9 @@ class RuleEngine:
             return []
         proto = pkt.proto
         plen = pkt.payload_len
+        always = t.packet_always.get(proto, t.generic_always)
+        if not plen and not always:
+            return []  # without payload a packet can neither match content nor grow a stream
         stream_ids: set[int] | None = None
         stream_buf: bytearray | None = None
         payload_as_stream = False
@@ -259,7 +262,6 @@ class RuleEngine:
             if payload_as_stream:
                 pkt_ids |= t.stream_pf.scan(payload)
                 pkt_ids |= t.stream_always
-        always = t.packet_always.get(proto, t.generic_always)
         if not (stream_ids or pkt_ids or always):
             return []
         cands: list[tuple[int, bytes | bytearray | None, bool]] = []
