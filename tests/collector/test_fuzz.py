@@ -10,7 +10,6 @@ import asyncio
 import gzip
 import http.client
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from collector.auth import hash_token, new_token
 from telemetry.codec import encode_batch, new_batch
 from telemetry.signing import generate_secret, sign
 
-from .conftest import T0, alert, config_for, device, flow, health
+from .conftest import T0, alert, config_for, device, drop_pg_schema, flow, health, new_pg_url, require_pg
 
 AGENT, SITE = "agent-fuzz", "school-a"
 SECRET = generate_secret()
@@ -38,6 +37,7 @@ class Server:
         self.db = db
         self.port = 0
         self.token = ""
+        self.store: Any = None
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -51,6 +51,7 @@ class Server:
             token_id, self.token = new_token()
             await running.store.add_token(token_id, "fuzz", "viewer", [SITE], hash_token(self.token), time.time())
             self.port = running.port
+            self.store = running.store
             self._ready.set()
             await self._stop.wait()
 
@@ -91,14 +92,24 @@ class Server:
         return resp.status, json.loads(raw) if raw else None
 
     def batches(self) -> int:
-        with sqlite3.connect(self.db) as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM batches").fetchone()[0])
+        assert self._loop is not None and self.store is not None
+        rows = asyncio.run_coroutine_threadsafe(self.store.fetch("SELECT COUNT(*) AS n FROM batches"), self._loop)
+        return int(rows.result(30)[0]["n"])
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with Server(str(tmp_path_factory.mktemp("fuzz") / "c.db")) as srv:
-        yield srv
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    if request.param == "sqlite":
+        with Server(str(tmp_path_factory.mktemp("fuzz") / "c.db")) as srv:
+            yield srv
+        return
+    require_pg()
+    url = new_pg_url()
+    try:
+        with Server(url) as srv:
+            yield srv
+    finally:
+        asyncio.run(drop_pg_schema(url))
 
 
 def wire(body: bytes, encoding: str) -> bytes:

@@ -111,3 +111,22 @@ async def test_sqlite_group_commit_isolates_a_failing_job(sqlite_url: str) -> No
         assert rows[0]["n"] == 29
     finally:
         await store.close()
+
+
+async def test_collector_runs_retention_at_start(sqlite_url: str) -> None:
+    from collector.app import run_collector
+
+    from .conftest import config_for
+
+    store = make_store(sqlite_url)
+    await store.open()
+    await store.add_agent("agent-1", "school-a", "s", T0)
+    assert await store.ingest(batch_rows(new_batch("agent-1", "school-a", 1, T0, [alert(0)]), T0))
+    await store.close()
+    async with run_collector(config_for(sqlite_url)) as running:  # alerts are kept 365 days; T0 is 2023
+        for _ in range(100):
+            rows = await running.store.fetch("SELECT COUNT(*) AS n FROM alerts")
+            if rows[0]["n"] == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert rows[0]["n"] == 0
