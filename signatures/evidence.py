@@ -149,6 +149,15 @@ _SSH_BANNERS: tuple[tuple[re.Pattern[str], Hint], ...] = tuple(
         (r"^SSH-[\d.]+-HUAWEI-", Hint(0.6, "network equipment", vendor="Huawei", why="Huawei VRP SSH")),
     )
 )
+# OpenSSH package versions -> distribution release (Ubuntu and Debian package archives).
+_SSH_RELEASES = (
+    ("OpenSSH_7.6p1 Ubuntu-4", "Ubuntu 18.04"),
+    ("OpenSSH_8.2p1 Ubuntu-4", "Ubuntu 20.04"),
+    ("OpenSSH_8.9p1 Ubuntu-3", "Ubuntu 22.04"),
+    ("OpenSSH_9.6p1 Ubuntu-3", "Ubuntu 24.04"),
+    ("OpenSSH_8.4p1 Debian-5", "Debian 11"),
+    ("OpenSSH_9.2p1 Debian-2", "Debian 12"),
+)
 _DHCP_SERVER_HINT = Hint(0.4, "network equipment", why="serves DHCP (routers on most site LANs; servers too)")
 _WINDOWS_ITTL = Hint(0.15, os_family="Windows", why="initial TTL 128 (Windows stacks)")
 
@@ -298,6 +307,9 @@ def _http(event: Mapping[str, Any], ts: float) -> list[Evidence]:
 def _ssh(event: Mapping[str, Any], ts: float) -> list[Evidence]:
     banner = event.get("banner") or ""
     hint = next((h for rx, h in _SSH_BANNERS if rx.search(banner)), None)
+    release = next((rel for prefix, rel in _SSH_RELEASES if prefix in banner), None)
+    if hint is not None and release is not None:
+        hint = Hint(hint.weight, hint.device_type, hint.os_family, release, hint.vendor, hint.why)
     if event.get("role") == "server" and (hint is None or hint.device_type is None):
         base = hint or Hint(0.3)
         why = (base.why + "; " if base.why else "") + "runs an SSH server"
@@ -368,4 +380,4 @@ def names_from_observation(event: Mapping[str, Any]) -> list[tuple[str, str]]:
         for ans in (event.get("answers") or [])[:MAX_ANSWERS]:
             if ans.get("type") in (_DNS_A, _DNS_AAAA) and ans.get("name"):
                 out.append((ans["name"].rstrip("."), event["proto_name"]))
-    return out[:MAX_ANSWERS]
+    return [(n, src) for n, src in out[:MAX_ANSWERS] if n and not n.startswith("*")]  # "*": NBSTAT wildcard

@@ -59,7 +59,7 @@ def _version_agrees(truth_v: str, ours: str | None) -> bool:
     if ours is None:
         return False
     want = truth_v.split()[-1]
-    return any(o == want or o.startswith(want + ".") for o in ours.split("/"))
+    return any(o == want or o.startswith(want + ".") for o in (c.split()[-1] for c in ours.split("/") if c))
 
 
 def _compare(truth: dict[str, Any], devices: list[dict[str, Any]]) -> tuple[dict[str, list[int]], list[str]]:
@@ -186,3 +186,34 @@ def test_school_morning_golden_inventory() -> None:
     ]
     assert [d["mac"] for d in view] == [d["mac"] for d in want]
     assert not changed, "inventory changed (VEILLE_REGEN_GOLDEN=1 to accept):\n" + "\n".join(changed)
+
+
+# Real captures whose device is named by the capture itself (hostnames, publishers' descriptions).
+CORPORA_DEVICES = {
+    "ndpi__iphone.pcap": {
+        "c4:61:8b:35:82:a9": ("phone", "iOS"),  # DHCP host name "Lucas-iPhone"
+        "d8:30:62:56:00:1c": ("desktop", "macOS"),  # DHCP host name "Lucas-iMac"
+    },
+    "zeek__dhcp__dhcp_time_and_nameserver.pcap": {"00:90:f5:91:cd:1f": (None, "Linux")},  # host "pop-os"
+    "tcpdump__dhcp-rfc3004.pcap": {"00:0c:29:1f:74:06": (None, "Linux")},  # ISC dhclient
+}
+
+
+def test_corpora_devices(corpora: Path) -> None:
+    pipeline = pytest.importorskip("agent.pipeline", reason="agent.pipeline (the lead's replay) not importable")
+    same = total = 0
+    for name, want in CORPORA_DEVICES.items():
+        devices = {
+            e["mac"]: e
+            for e in pipeline.replay_events([str(corpora / "protocols" / "pcap" / name)])
+            if e["type"] == "device"
+        }
+        for mac, (dtype, fam) in want.items():
+            d = devices.get(mac)
+            total += 1
+            ok = d is not None and (dtype is None or d["device_type"] == dtype) and d["os"]["family"] == fam
+            same += ok
+            if not ok:
+                print(f"  differs: {name} {mac}: {d and (d['device_type'], d['os'])} != {(dtype, fam)}")
+    print(f"inventory agreement with the corpora's named devices: {same}/{total}")
+    assert same == total

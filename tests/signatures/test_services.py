@@ -109,6 +109,7 @@ def test_evidence_per_observation_type() -> None:
     assert [e.suggests.os_family for e in six] == ["Windows"]
     ssh = evidence_from_observation(ev("ssh", banner="SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.10", role="server"))
     assert ssh[0].suggests.os_family == "Linux" and ssh[0].suggests.device_type == "server"
+    assert ssh[0].suggests.os_version == "Ubuntu 22.04"
     cisco = evidence_from_observation(ev("ssh", banner="SSH-2.0-Cisco-1.25", role="server"))
     assert cisco[0].suggests.device_type == "network equipment"
     syn = evidence_from_observation(ev("tcp_syn", p0f="Windows NT kernel", ttl=128, synack=False))
