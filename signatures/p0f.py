@@ -342,7 +342,7 @@ class P0fFormatError(ValueError):
 class P0fDatabase:
     """TCP signatures of a p0f.fp file, one list per direction; `errors` lists skipped lines."""
 
-    __slots__ = ("errors", "path", "request", "response")
+    __slots__ = ("_by_layout", "errors", "path", "request", "response")
 
     def __init__(
         self,
@@ -355,6 +355,11 @@ class P0fDatabase:
         self.response = tuple(response)
         self.errors = tuple(errors)
         self.path = path
+        # p0f buckets signatures by option layout hash; only equal layouts can match. File order is kept.
+        self._by_layout: tuple[dict[tuple[int, ...], list[tuple[P0fSig, P0fLabel]]], ...] = ({}, {})
+        for i, table in enumerate((self.request, self.response)):
+            for entry in table:
+                self._by_layout[i].setdefault(entry[0].olayout, []).append(entry)
 
     @classmethod
     def load(cls, path: Path | str = DEFAULT_PATH) -> P0fDatabase:
@@ -364,13 +369,13 @@ class P0fDatabase:
 
     def match(self, sig: TcpSignature, synack: bool, syn_mss: int = 0) -> P0fMatch | None:
         """Best signature for `sig` with p0f's rules; `syn_mss` is the MSS of the SYN, for SYN+ACKs."""
-        table = self.response if synack else self.request
+        table = self._by_layout[1 if synack else 0].get(sig.olayout, ())
+        if not table:
+            return None
         multi, use_mtu = sig.win_multi(syn_mss)
         fmatch: tuple[P0fSig, P0fLabel] | None = None
         gmatch: tuple[P0fSig, P0fLabel] | None = None
         for ref, label in table:
-            if ref.olayout != sig.olayout:
-                continue
             fuzzy = False
             ref_quirks = ref.quirks
             if ref.ver == -1:
