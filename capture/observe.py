@@ -286,10 +286,10 @@ class Observer:
         if s == _UNDECIDED:
             if not stream:
                 return None
+            if d == 0 and stream[:8] == b"CONNECT ":
+                return self._connect(pkt, flow, stream, st)
             if looks_like_tls(stream[:16]):
                 s = _TLS
-                if stream[:8] == b"CONNECT ":
-                    flow.ext["connect"] = True
             elif d == 1 and stream[:5] == b"HTTP/" and flow.ext.get("connect"):
                 s = _TLS  # the proxy's answer to CONNECT, then the ServerHello
             elif stream[:4] == b"SSH-" or (d == 1 and flow.dport == 22):
@@ -349,6 +349,24 @@ class Observer:
             self._fail(e)
             st[d] = _DONE
         return None
+
+    def _connect(self, pkt: Packet, flow: Flow, stream: bytes, st: list[int]) -> list[Observation] | None:
+        """An explicit proxy's CONNECT head (an `http` event), then TLS inside the tunnel."""
+        try:
+            req = parse_http_request(stream)
+        except DecodeError as e:
+            self._fail(e)
+            st[0] = _DONE
+            return None
+        if req is None:
+            if not flow.inspect[0]:
+                st[0] = _DONE
+            return None
+        flow.ext["connect"] = True
+        st[0] = _TLS
+        out = [self._obs("http", pkt, flow, 0, req, req.fields())]
+        more = self._tcp_app(pkt, flow, 0)
+        return out + more if more else out
 
     def _second_hello(
         self, pkt: Packet, flow: Flow, stream: bytes, st: list[int], full: bool
