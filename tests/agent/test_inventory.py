@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.classify import ClassifierConfig, classify
 from agent.inventory import Inventory, InventoryConfig
@@ -310,3 +312,50 @@ def test_events_with_missing_fields_do_not_raise(kind: str) -> None:
     i.observe({"type": kind, "ts": 1.0, "src_mac": WIN, "src": "192.0.2.3"}, 1.0)
     i.observe({"type": kind}, 1.0)
     assert len(i) <= 1
+
+
+_macs = st.sampled_from([IPHONE, WIN, CAM, RAND1, RAND2, ROUTER, "01:00:5e:00:00:fb", ""])
+_ips = st.sampled_from(["192.0.2.5", "192.0.2.6", "198.51.100.9", "2001:db8::5", "fe80::1", "0.0.0.0", "", "bad"])
+
+
+@st.composite
+def _events(draw: st.DrawFn) -> dict[str, Any]:
+    kind = draw(st.sampled_from(["dhcp", "dhcp6", "dns", "nbns", "ssdp", "http", "tls_client", "ssh", "tcp_syn",
+                                 "arp", "ndp"]))  # fmt: skip
+    mac, ip, ts = draw(_macs), draw(_ips), draw(st.floats(0, 1e6))
+    fields: dict[str, Any] = {}
+    if kind == "dhcp":
+        fields = {"msg_type": draw(st.integers(1, 8)), "client_mac": draw(_macs), "hostname": draw(st.sampled_from(
+            [None, "Emma-iPad", "iPhone", "DESKTOP-AB12CD3"])), "params": draw(st.sampled_from([[], IOS_PARAMS,
+            WIN10_PARAMS])), "client_id": draw(st.sampled_from([None, "ff01", "01" + WIN.replace(":", "")])),
+            "yiaddr": draw(_ips), "requested_ip": draw(_ips)}  # fmt: skip
+    elif kind == "dhcp6":
+        fields = {"duid": draw(st.sampled_from([None, "0001", "0003"])), "oro": [23, 24]}
+    elif kind == "arp":
+        fields = {"op": draw(st.integers(0, 3)), "sender_mac": draw(_macs), "sender_ip": draw(_ips)}
+    elif kind == "ndp":
+        fields = {"ndp_type": draw(st.sampled_from(["ns", "na", "ra", "rs"])), "target": draw(_ips),
+                  "lladdr": draw(st.one_of(st.none(), _macs))}  # fmt: skip
+    elif kind == "tcp_syn":
+        fields = {"p0f": draw(st.sampled_from([None, "Windows NT kernel", "Linux 3.11 and newer"])),
+                  "ttl": draw(st.integers(1, 255)), "synack": draw(st.booleans())}  # fmt: skip
+    elif kind == "http":
+        fields = {"user_agent": draw(st.sampled_from([None, IPHONE_UA, LINUX_UA])), "host": "captive.apple.com"}
+    return base(kind, ts, mac, ip, **fields)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_events(), max_size=40))
+def test_any_event_sequence_keeps_invariants(events: list[dict[str, Any]]) -> None:
+    i = inv(max_devices=4, max_evidence=5, max_ips=3, max_names=2)
+    cursor = 0
+    for e in events:
+        i.observe(e, e["ts"])
+        out, cursor = i.changed_since(cursor)
+        assert all(d["mac"] for d in out)
+    assert len(i) <= 4
+    for d in i.devices():
+        assert len(d["evidence"]) <= 5 and len(d["ips"]) <= 3 and len(d["names"]) <= 2
+        assert 0.0 <= d["confidence"] <= 1.0
+        assert not d["mac"].startswith("01:")  # group addresses are never devices
+        assert d["linked"] is None or d["linked"]["mac"] != d["mac"]
