@@ -73,9 +73,7 @@ def _arkime_pairs(doc: dict[str, object]) -> list[tuple[list[str], list[str]]]:
 
 
 def test_vendor_agreement_with_arkime(corpora: Path) -> None:
-    docs = sorted(corpora.glob("*/upstream/*arkime*.test")) + sorted(
-        corpora.glob("*/upstream/arkime__*.test")
-    )
+    docs = sorted(corpora.glob("*/upstream/*arkime*.test")) + sorted(corpora.glob("*/upstream/arkime__*.test"))
     same = total = named = 0
     differ: list[str] = []
     seen: set[str] = set()
