@@ -278,3 +278,21 @@ def test_dns_payload_rule_on_udp_packets() -> None:
     flow, d = table.update(p)
     flow.app = "dns"
     assert sids(e.on_packet(p, flow, d)) == [1]
+
+
+def test_past_stream_depth_packets_are_inspected_alone() -> None:
+    e = engine('alert tcp any any -> any any (flow:to_server; content:"late-marker"; sid:1;)\n')
+    c = Conversation(depth=16)
+    assert sids(e.on_packet(*c.send(0, b"x" * 16))) == []
+    assert sids(e.on_packet(*c.send(0, b"..late-marker.."))) == [1]
+    assert sids(e.on_packet(*c.send(0, b"late-marker"))) == [1]
+
+
+def test_tcp_stream_and_tcp_pkt_protocols() -> None:
+    e = engine('alert tcp-stream any any -> any any (content:"EVIL"; sid:1;)\n'
+               'alert tcp-pkt any any -> any any (content:"EVIL"; sid:2;)\n'
+               'alert tcp any any -> any any (content:"EVIL"; sid:3;)\n')  # fmt: skip
+    c = Conversation()
+    assert sids(e.on_packet(*c.send(0, b"EV"))) == []
+    assert sids(e.on_packet(*c.send(0, b"IL"))) == [1, 3]
+    assert sids(e.on_packet(*c.send(0, b"EVIL"))) == [2]
