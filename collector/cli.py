@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import re
 import secrets
@@ -50,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--url", help="collector URL written in the agent config (default: from config)")
     add.add_argument("--config-out", metavar="FILE", help="write a ready agent config (mode 0600)")
     add.add_argument("--spool-dir", metavar="DIR", help="spool folder to put in the agent config")
+    add.add_argument(
+        "--allow-insecure", action="store_true", help="let the agent use plain http to a non-loopback collector"
+    )
     add.add_argument("--json", action="store_true", help="print as JSON")
     lst = agent.add_parser("list", parents=[common], help="list agents")
     lst.add_argument("--json", action="store_true")
@@ -90,11 +94,15 @@ def _with_store(config: CollectorConfig, work: Callable[[SqlStore], Awaitable[T]
     return asyncio.run(run())
 
 
-def agent_config_text(url: str, agent_id: str, secret: str, site: str, spool_dir: str | None = None) -> str:
+def agent_config_text(
+    url: str, agent_id: str, secret: str, site: str, spool_dir: str | None = None, allow_insecure: bool = False
+) -> str:
     """The `[collector]` TOML table an agent reads (telemetry.config.ShipperConfig), validated."""
     table: dict[str, Any] = {"url": url, "agent_id": agent_id, "secret": secret, "site": site}
     if spool_dir:
         table["spool_dir"] = spool_dir
+    if allow_insecure:
+        table["allow_insecure"] = True
     ShipperConfig.from_mapping(table)
     lines = ["[collector]"] + [f"{key} = {json.dumps(value)}" for key, value in table.items()]
     return "\n".join(lines) + "\n"
@@ -108,7 +116,10 @@ def _agent_add(args: argparse.Namespace, config: CollectorConfig) -> int:
         raise ConfigError("--site: must be 1-64 printable characters")
     secret = generate_secret()
     url = args.url or config.url
-    snippet = agent_config_text(url, agent_id, secret, args.site, args.spool_dir)
+    try:
+        snippet = agent_config_text(url, agent_id, secret, args.site, args.spool_dir, args.allow_insecure)
+    except AgentConfigError as exc:
+        raise ConfigError(f"{exc.detail} (see --url, --allow-insecure, server.public_url)") from None
     _with_store(config, lambda store: store.add_agent(agent_id, args.site, secret, time.time()))
     if args.config_out:
         path = Path(args.config_out)
@@ -176,6 +187,8 @@ def _run(args: argparse.Namespace) -> int:
     config = _config(args)
     if args.command == "serve":
         from collector.app import serve
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
         asyncio.run(serve(config))
         return 0
