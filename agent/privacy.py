@@ -583,7 +583,8 @@ FLOW: Final[dict[str, Any]] = {
 # Alert app fields: rule buffers (signatures/rules/buffers.py APP_FIELDS), IOC hits (signatures/ioc.py) and
 # LAN detections (agent/detections.py).
 ALERT_APP: Final[dict[str, Any]] = {
-    "app": KEEP, "method": KEEP, "host": SERVER_NAME, "uri": URI, "user_agent": USER_AGENT, "query": DNS_QUERY,
+    "app": KEEP, "app_proto": KEEP, "method": KEEP, "host": SERVER_NAME, "uri": URI, "user_agent": USER_AGENT,
+    "query": DNS_QUERY,
     "sni": SERVER_NAME, "ja3": KEEP, "ja4": KEEP, "ja3s": KEEP, "banner": USER_AGENT, "msg_type_name": KEEP,
     "hostname": NAME, "list": KEEP, "indicator": TEXT, "server_id": IP, "server_mac": MAC, "ip": IP, "mac": MAC,
     "previous_mac": MAC, "segment": TEXT, "hosts": KEEP, "port": KEEP,
