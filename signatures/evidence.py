@@ -223,6 +223,11 @@ def _dhcp6(event: Mapping[str, Any], ts: float, db: DhcpDatabase) -> list[Eviden
     return out
 
 
+def _records(event: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Answer and additional records (mDNS responders put SRV, TXT and A in the additional section)."""
+    return ((event.get("answers") or []) + (event.get("additionals") or []))[:MAX_ANSWERS]
+
+
 def _dns(event: Mapping[str, Any], ts: float) -> list[Evidence]:
     proto = event.get("proto_name")
     out: list[Evidence] = []
@@ -233,7 +238,7 @@ def _dns(event: Mapping[str, Any], ts: float) -> list[Evidence]:
         return out
     if not event.get("response"):
         return out  # mDNS/LLMNR queries ask about others
-    for ans in (event.get("answers") or [])[:MAX_ANSWERS]:
+    for ans in _records(event):
         name, rtype, data = ans.get("name") or "", ans.get("type"), ans.get("data") or ""
         if proto == "mdns":
             if rtype == _DNS_PTR:
@@ -377,7 +382,7 @@ def names_from_observation(event: Mapping[str, Any]) -> list[tuple[str, str]]:
     ):
         out.append((event["name"], "nbns"))
     elif kind == "dns" and event.get("response") and event.get("proto_name") in ("mdns", "llmnr"):
-        for ans in (event.get("answers") or [])[:MAX_ANSWERS]:
+        for ans in _records(event):
             if ans.get("type") in (_DNS_A, _DNS_AAAA) and ans.get("name"):
                 out.append((ans["name"].rstrip("."), event["proto_name"]))
     return [(n, src) for n, src in out[:MAX_ANSWERS] if n and not n.startswith("*")]  # "*": NBSTAT wildcard

@@ -135,6 +135,12 @@ def test_names_from_observation() -> None:
         {"name": "_ipp._tcp.local", "type": 12, "ttl": 120, "data": "x._ipp._tcp.local"},
     ])  # fmt: skip
     assert names_from_observation(mdns) == [("Salle-12.local", "mdns")]
+    extra = ev("dns", proto_name="mdns", response=True, answers=[], additionals=[
+        {"name": "Salle-12.local", "type": 28, "ttl": 120, "data": "2001:db8::5"},
+        {"name": "x._ipp._tcp.local", "type": 16, "ttl": 120, "data": '"ty=Brother HL-L2350DW series"'},
+    ])  # fmt: skip
+    assert names_from_observation(extra) == [("Salle-12.local", "mdns")]
+    assert [e.suggests.device_type for e in evidence_from_observation(extra)] == ["printer"]
     assert names_from_observation(ev("dhcp", msg_type=3, hostname="CLASS-PC-07")) == [("CLASS-PC-07", "dhcp")]
     assert names_from_observation(ev("dhcp", msg_type=5, hostname="CLASS-PC-07")) == []
     assert names_from_observation(ev("dns", proto_name="mdns", response=False, answers=[])) == []
