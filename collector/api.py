@@ -86,16 +86,18 @@ async def write_audit(request: web.Request, who: Principal | None, status: int, 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Authenticate and audit every operator call under /api/v1/."""
-    if not request.path.startswith(API_PREFIX) or request.path == INGEST_PATH:
+    """Authenticate and audit every operator call under /api/v1/; errors there are JSON bodies."""
+    if not request.path.startswith(API_PREFIX):
         return await handler(request)
+    if request.path == INGEST_PATH:
+        return await _as_json_errors(handler, request)
     who = await authenticate(request)
     status = 500
     try:
         if who is None:
             raise _json_error(web.HTTPUnauthorized, "unauthorized", "missing, unknown or revoked bearer token")
         request[PRINCIPAL] = who
-        response = await handler(request)
+        response = await _as_json_errors(handler, request)
         status = response.status
         return response
     except web.HTTPException as exc:
@@ -104,6 +106,19 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     finally:
         request.app[METRICS].api.labels(str(status)).inc()
         await write_audit(request, who, status)
+
+
+async def _as_json_errors(handler: Handler, request: web.Request) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.content_type == "application/json" or exc.status < 400:
+            raise
+        reason = exc.reason.lower().replace(" ", "_")
+        response = web.json_response({"error": reason, "detail": exc.reason}, status=exc.status)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
 
 
 # ---- parameter parsing ---------------------------------------------------------------------------------

@@ -163,3 +163,12 @@ async def test_every_call_is_audited_and_readable_by_admins(harness: Harness) ->
     # The admin's own read of the audit log is itself audited.
     status, body = await h.get("/api/v1/audit?limit=1", admin)
     assert body["items"][0]["path"] == "/api/v1/audit" and body["items"][0]["role"] == "admin"
+
+
+async def test_unknown_paths_and_methods_answer_json(harness: Harness) -> None:
+    h = harness
+    token = await h.token("analyst")
+    status, body = await h.get("/api/v1/nothing-here", token)
+    assert (status, body["error"]) == (404, "not_found")
+    status, body = await h.get("/api/v1/ingest", None)
+    assert (status, body["error"]) == (405, "method_not_allowed")
