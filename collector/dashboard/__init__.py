@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from collector.dashboard import charts, views
+from collector.dashboard import charts, queries, views
 from collector.dashboard.session import SECURITY_HEADERS
 from collector.keys import CONFIG
 
@@ -98,6 +98,7 @@ def setup_dashboard(app: web.Application) -> None:
     env = make_environment()
     env.globals["asset"] = lambda name: str(app.router["static"].url_for(filename=name))
     app[views.JINJA] = env
+    app[views.FACETS] = queries.FacetCache()
     app.on_response_prepare.append(_static_headers)
     app.router.add_get("/", views.overview, name="overview")
     app.router.add_get("/login", views.login_form, name="login")

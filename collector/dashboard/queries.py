@@ -18,6 +18,12 @@ Row = dict[str, Any]
 MAX_FACET_VALUES: Final = 200
 # Signature groups listed at once (a rule set of a few thousand rules rarely fires more than a few dozen).
 MAX_ALERT_GROUPS: Final = 200
+# Distinct destination addresses looked up as devices on one alerts page (one page: PAGE_SIZE alerts).
+MAX_IP_LOOKUPS: Final = 50
+# Facets are three GROUP BY scans of the inventory; a minute-old list of vendors is fine for a drop-down.
+FACET_TTL: Final = 60.0
+# Distinct scopes cached (one per viewer site set); cleared whole when exceeded.
+MAX_CACHED_SCOPES: Final = 256
 # Buckets of a time chart: one per hour of a day, fine enough for a week at ~6 h each.
 MAX_BUCKETS: Final = 48
 
@@ -145,13 +151,49 @@ async def known_devices(store: SqlStore, pairs: Sequence[tuple[str, str]]) -> se
 
 
 async def devices_by_ip(store: SqlStore, site: str, ips: Sequence[str]) -> dict[str, str]:
-    """MAC of the device of `site` that holds each address (ips are stored as a JSON list of strings)."""
+    """MAC of the device of `site` that holds each address (one scan of the site's devices for all of them)."""
+    wanted = sorted(set(ips))[:MAX_IP_LOOKUPS]
+    if not wanted:
+        return {}
+    # ips are stored as a JSON list of strings: match the quoted address.
+    likes = " OR ".join("ips {like} ?" for _ in wanted)
+    rows = await store.fetch(
+        f"SELECT mac, ips, last_seen FROM devices WHERE site = ? AND ({likes}) ORDER BY last_seen",
+        [site, *(f'%"{ip}"%' for ip in wanted)],
+    )
     out: dict[str, str] = {}
-    for ip in ips:
-        rows = await store.fetch(
-            "SELECT mac FROM devices WHERE site = ? AND ips {like} ? ORDER BY last_seen DESC LIMIT 1",
-            [site, f'%"{ip}"%'],
-        )
-        if rows:
-            out[ip] = rows[0]["mac"]
+    for row in rows:  # oldest first: the most recent holder of an address wins
+        held = row["ips"] if isinstance(row["ips"], str) else ""
+        for ip in wanted:
+            if f'"{ip}"' in held:
+                out[ip] = row["mac"]
     return out
+
+
+async def site_names(store: SqlStore, scope: Scope) -> list[str]:
+    """Sites in scope (from agents and devices), for the filter drop-downs; no counting."""
+    clause, params = scope_clause(scope)
+    rows = await store.fetch(
+        f"SELECT site FROM agents WHERE 1 = 1{clause} UNION SELECT DISTINCT site FROM devices WHERE 1 = 1{clause}",
+        [*params, *params],
+    )
+    return sorted(str(r["site"]) for r in rows)
+
+
+class FacetCache:
+    """Filter values per scope, recomputed at most every `ttl` seconds (they change when devices appear)."""
+
+    def __init__(self, ttl: float = FACET_TTL) -> None:
+        self.ttl = ttl
+        self._entries: dict[Scope, tuple[float, dict[str, list[str]]]] = {}
+
+    async def get(self, store: SqlStore, scope: Scope, now: float) -> dict[str, list[str]]:
+        """The facets of `scope`, from cache when fresh."""
+        hit = self._entries.get(scope)
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        value = await facets(store, scope)
+        if len(self._entries) >= MAX_CACHED_SCOPES:
+            self._entries.clear()
+        self._entries[scope] = (now, value)
+        return value

@@ -40,6 +40,7 @@ from collector.store import AlertFilter, DeviceFilter
 from collector.store.base import DEVICE_SORTS
 
 JINJA: Final = web.AppKey("dashboard_jinja", jinja2.Environment)
+FACETS: Final = web.AppKey("dashboard_facets", queries.FacetCache)
 # Rows per page of the devices and alerts tables: one screen of a laptop.
 PAGE_SIZE: Final = 50
 # An agent that has not sent a batch for this long is shown offline: the shipper closes a batch at least
@@ -298,8 +299,8 @@ async def devices(request: web.Request, who: Principal) -> web.StreamResponse:
         params=params,
         sort=sort,
         sorts=list(DEVICE_SORTS),
-        sites=[s["site"] for s in await store.sites(who.scope)],
-        facets=await queries.facets(store, who.scope),
+        sites=await queries.site_names(store, who.scope),
+        facets=await request.app[FACETS].get(store, who.scope, time.monotonic()),
         link=lambda **changes: _link("/devices", params, **changes),
     )
 
@@ -423,7 +424,7 @@ async def alerts(request: web.Request, who: Principal) -> web.StreamResponse:
         params=params,
         window=window,
         windows=["all", *WINDOWS],
-        sites=[s["site"] for s in await store.sites(who.scope)],
+        sites=await queries.site_names(store, who.scope),
         link=lambda **changes: _link("/alerts", params, **changes),
     )
 
@@ -469,5 +470,5 @@ async def agents(request: web.Request, who: Principal) -> web.StreamResponse:
         window=window,
         windows=list(WINDOWS),
         site=site,
-        sites=[s["site"] for s in await store.sites(who.scope)],
+        sites=await queries.site_names(store, who.scope),
     )
