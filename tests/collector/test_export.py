@@ -73,3 +73,30 @@ async def test_unreachable_nats_fails_start_up_quickly(tmp_path: Path) -> None:
         async with run_collector(config):
             pass
     assert time.monotonic() - started < 10
+
+
+async def test_failed_publication_is_a_503_and_the_resend_publishes(tmp_path: Path) -> None:
+    nc = await nats_or_skip()
+    js = nc.jetstream()  # type: ignore[attr-defined]
+    name = f"VTEST_{uuid.uuid4().hex[:8].upper()}"
+    export = NatsExport(url=NATS_URL, stream=name, subject_prefix=f"vtest.{name.lower()}", timeout=2.0)
+    config = dataclasses.replace(config_for(str(tmp_path / "c.db")), nats=export)
+    try:
+        async with run_collector(config) as running, aiohttp.ClientSession() as session:
+            h = Harness(running, session, {})
+            agent = await h.agent("school-a")
+            await js.delete_stream(name)  # JetStream loses the stream: publications get no acknowledgement
+            _, body = h.batch_body(agent, [alert(1), alert(2)])
+            status, payload, _ = await h.post(agent, body)
+            assert (status, payload["error"]) == (503, "export_failed")
+            # Stored already; the agent resends, the store answers duplicate and the events are published.
+            await js.add_stream(name=name, subjects=[f"{export.subject_prefix}.>"])
+            status, payload, _ = await h.post(agent, body)
+            assert (status, payload["duplicate"]) == (200, True)
+            rows = await running.store.fetch("SELECT COUNT(*) AS n FROM alerts")
+            assert rows[0]["n"] == 2
+        info = await js.stream_info(name)
+        assert info.state.messages == 2
+    finally:
+        await js.delete_stream(name)
+        await nc.close()  # type: ignore[attr-defined]
