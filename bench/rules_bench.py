@@ -23,8 +23,14 @@ from pathlib import Path
 
 from agent.pipeline import Pipeline, PipelineConfig
 from bench.gen_mix import generate
+from capture.decode import decode
+from capture.errors import DecodeError
 from capture.frame import Frame
 from capture.pcapfile import read_frames
+from signatures.rules import load_text
+from signatures.rules.matching import fast_pattern
+from signatures.rules.parser import rule_variables
+from signatures.rules.prefilter import HAVE_HYPERSCAN, Prefilter
 
 _ALPHA = "abcdefghijklmnopqrstuvwxyz0123456789"
 # Substrings of the generated traffic, used as (unselective) fast patterns by a few rules.
@@ -95,6 +101,37 @@ def run(frames: list[Frame], rule_file: str | None, home_net: str) -> tuple[floa
     return load, len(frames) / elapsed, loaded, alerts
 
 
+def prefilter_speed(frames: list[Frame], n_rules: int) -> None:
+    """MB/s of each prefilter backend over the packets' payloads with `n_rules` fast patterns."""
+    payloads = []
+    for fr in frames:
+        try:
+            pkt = decode(fr.ts_ns / 1e9, fr.linktype, fr.data)
+        except DecodeError:
+            continue
+        if pkt.payload_len:
+            payloads.append(pkt.payload)
+    total = sum(len(p) for p in payloads)
+    rs = load_text(make_rules(n_rules), rule_variables({}))
+    entries = []
+    for i, r in enumerate(rs.rules):
+        for _, ms in r.buffers:
+            fp = fast_pattern(ms)
+            if fp is not None:
+                entries.append((fp.pattern, fp.nocase, i))
+                break
+    for backend in ("hyperscan", "ahocorasick") if HAVE_HYPERSCAN else ("ahocorasick",):
+        pf = Prefilter(entries, backend)
+        t0 = time.process_time()
+        for p in payloads:
+            pf.scan(p)
+        dt = time.process_time() - t0
+        print(
+            f"prefilter {backend:>11}: {len(pf)} patterns, {total / dt / 1e6:7.1f} MB/s, "
+            f"{len(payloads) / dt:>10,.0f} payloads/s"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--packets", type=int, default=200_000)
@@ -102,6 +139,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="0,100,10000")
     ap.add_argument("--home-net", default="[10.0.0.0/8,192.168.0.0/16,172.16.0.0/12]")
     ap.add_argument("--repeat", type=int, default=2, help="best of N runs per size")
+    ap.add_argument("--prefilter-only", action="store_true", help="only compare the prefilter backends")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         pcap = args.pcap
@@ -110,6 +148,9 @@ def main() -> None:
             generate(Path(pcap), args.packets)
         frames = list(read_frames(pcap))
         print(f"packets: {len(frames)} ({'generated school mix' if args.pcap is None else pcap})")
+        prefilter_speed(frames, 10_000)
+        if args.prefilter_only:
+            return
         sizes = [int(x) for x in args.sizes.split(",")]
         files: dict[int, str | None] = {}
         for n in sizes:
