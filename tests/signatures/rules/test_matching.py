@@ -296,3 +296,15 @@ def test_tcp_stream_and_tcp_pkt_protocols() -> None:
     assert sids(e.on_packet(*c.send(0, b"EV"))) == []
     assert sids(e.on_packet(*c.send(0, b"IL"))) == [1, 3]
     assert sids(e.on_packet(*c.send(0, b"EVIL"))) == [2]
+
+
+def test_falls_back_to_ahocorasick_without_hyperscan(monkeypatch: pytest.MonkeyPatch) -> None:
+    import signatures.rules.prefilter as pf
+
+    monkeypatch.setattr(pf, "HAVE_HYPERSCAN", False)
+    e = engine('alert tcp any any -> any any (content:"Secret"; sid:1;)\n')
+    assert e.backend == "ahocorasick"
+    c = Conversation()
+    # the caseless automaton over-selects "secret"; the rule's own case-sensitive check rejects it
+    assert sids(e.on_packet(*c.send(0, b"a secret"))) == []
+    assert sids(e.on_packet(*c.send(0, b" Secret"))) == [1]
