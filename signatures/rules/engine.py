@@ -17,7 +17,6 @@ thresholds) and in a bounded threshold table; time is the packet's timestamp.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,7 +59,7 @@ class EngineConfig:
 class _Compiled:
     """One rule, ready for the hot path."""
 
-    __slots__ = ("app", "has_fp", "ip_protos", "key", "mode", "obs_types", "order", "payload", "programs",
+    __slots__ = ("app", "ip_protos", "key", "mode", "obs_types", "order", "payload", "programs",
                  "rule", "stream_only", "uses_ports")  # fmt: skip
 
     def __init__(self, rule: Rule, index: int) -> None:
@@ -110,7 +109,6 @@ class _Compiled:
             self.mode = "packet"
             self.obs_types = ()
         self.stream_only = proto == "tcp-stream"
-        self.has_fp = self.payload is not None and fast_pattern(rule.buffer("payload")) is not None
         setter = any(fb.op in ("set", "unset", "toggle") for fb in rule.flowbits)
         checker = any(fb.op in ("isset", "isnotset") for fb in rule.flowbits)
         self.order = (_ACTION_RANK.get(rule.action, 2), 0 if setter and not checker else 1, index)
@@ -509,11 +507,3 @@ def _observation_app(obs_type: str, fields: dict[str, Any]) -> str:
 
 def _app_fields(obs_type: str, fields: dict[str, Any]) -> dict[str, Any]:
     return {k: fields[k] for k in APP_FIELDS.get(obs_type, ()) if fields.get(k) is not None}
-
-
-def alerts_from(engine: RuleEngine, items: Iterable[tuple[Packet, Any, int]]) -> list[Alert]:
-    """Run a sequence of (packet, flow, direction) through `on_packet` (tests, benchmarks)."""
-    out: list[Alert] = []
-    for pkt, flow, d in items:
-        out.extend(engine.on_packet(pkt, flow, d))
-    return out
