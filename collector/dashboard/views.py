@@ -52,8 +52,10 @@ LAG_WARN: Final = 60.0
 # Time windows a chart or list can show, seconds.
 WINDOWS: Final = {"1h": 3600.0, "24h": 86400.0, "7d": 7 * 86400.0, "30d": 30 * 86400.0}
 DEFAULT_WINDOW: Final = "24h"
-# Buckets of the alerts-over-time chart.
+# Buckets of the alerts-over-time chart, and its size in CSS pixels (the page is at most 1600 px wide).
 CHART_BUCKETS: Final = 24
+CHART_WIDTH: Final = 1100.0
+CHART_HEIGHT: Final = 170.0
 # Longest text accepted from a filter field (as the API's `_text` default).
 MAX_FILTER_TEXT: Final = 256
 
@@ -246,7 +248,7 @@ async def overview(request: web.Request, who: Principal) -> web.StreamResponse:
         device_total=sum(n for _, n in types),
         new_today=await queries.new_devices(store, who.scope, day_start, day_start + 86400),
         day_start=day_start,
-        alerts_chart=charts.stacked_columns(series, start, bucket),
+        alerts_chart=charts.stacked_columns(series, start, bucket, width=CHART_WIDTH, height=CHART_HEIGHT),
         alerts_total=sum(sum(v) for v in series.values()),
     )
 
