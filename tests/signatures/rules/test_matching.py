@@ -308,3 +308,25 @@ def test_falls_back_to_ahocorasick_without_hyperscan(monkeypatch: pytest.MonkeyP
     # the caseless automaton over-selects "secret"; the rule's own case-sensitive check rejects it
     assert sids(e.on_packet(*c.send(0, b"a secret"))) == []
     assert sids(e.on_packet(*c.send(0, b" Secret"))) == [1]
+
+
+def test_flowbits_unset_toggle_and_all_of() -> None:
+    from capture.flows import FlowTable
+
+    e = engine('alert udp any any -> any any (content:"A"; flowbits:set,a; flowbits:noalert; sid:1;)\n'
+               'alert udp any any -> any any (content:"B"; flowbits:toggle,b; flowbits:noalert; sid:2;)\n'
+               'alert udp any any -> any any (content:"U"; flowbits:unset,a; flowbits:noalert; sid:3;)\n'
+               'alert udp any any -> any any (content:"?"; flowbits:isset,a&b; sid:4;)\n'
+               'alert udp any any -> any any (content:"?"; flowbits:isnotset,a&b; sid:5;)\n'
+               'alert udp any any -> any any (content:"?"; flowbits:isnotset,a|b; sid:6;)\n')  # fmt: skip
+    table = FlowTable()
+
+    def send(data: bytes) -> list[int]:
+        p = pkt_udp(data)
+        return sids(e.on_packet(p, *table.update(p)))
+
+    assert send(b"?") == [5, 6]  # nothing set: none-of holds, "not all of a|b" holds
+    assert send(b"A ?") == [6]  # a set, b not: only "some of a|b is not set"
+    assert send(b"B ?") == [4]  # both set
+    assert send(b"B ?") == [6]  # b toggled off again
+    assert send(b"U ?") == [5, 6]  # a unset
