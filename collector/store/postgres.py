@@ -125,11 +125,14 @@ class PostgresStore(SqlStore):
 
     async def _execute(self, statements: Sequence[Statement]) -> list[int]:
         counts = []
-        async with self._require().acquire() as conn, conn.transaction():
-            for query, params in statements:
-                status = await conn.execute(self._sql(query), *params)
-                tail = status.rsplit(" ", 1)[-1]
-                counts.append(int(tail) if tail.isdigit() else 0)
+        try:
+            async with self._require().acquire() as conn, conn.transaction():
+                for query, params in statements:
+                    status = await conn.execute(self._sql(query), *params)
+                    tail = status.rsplit(" ", 1)[-1]
+                    counts.append(int(tail) if tail.isdigit() else 0)
+        except asyncpg.PostgresError as exc:
+            raise StoreError(str(exc)) from exc
         return counts
 
     async def _ingest(self, rows: BatchRows) -> bool:

@@ -177,7 +177,10 @@ class SqliteStore(SqlStore):
         def job(conn: sqlite3.Connection) -> list[int]:
             return [conn.execute(q, p).rowcount for q, p in rendered]
 
-        result: list[int] = await self._write(job)
+        try:
+            result: list[int] = await self._write(job)
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
         return result
 
     async def _ingest(self, rows: BatchRows) -> bool:
