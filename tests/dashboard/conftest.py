@@ -1,6 +1,6 @@
 """Fixtures for dashboard tests: a real collector with data sent through the signed ingest path.
 
-`dash` is an in-process collector (aiohttp on a free loopback port, SQLite file) with two sites loaded by
+`dash` is an in-process collector (aiohttp on a free loopback port; SQLite file and PostgreSQL) with two sites loaded by
 signed batches, and an aiohttp client session whose cookie jar accepts the loopback IP (browsers do; the
 client's default jar does not). `login(...)` goes through the real login form (CSRF cookie + field).
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -18,7 +17,9 @@ import pytest
 from collector.app import run_collector
 from telemetry.schema import AlertEvent, DeviceEvent, DeviceName, Evidence, HealthEvent, OsGuess
 
-from ..collector.conftest import T0, Agent, Harness, alert, config_for, flow
+from ..collector.conftest import T0, Agent, Harness, alert, config_for, db_url, flow
+
+__all__ = ["db_url"]  # the back-end fixture (SQLite file, PostgreSQL schema) the pages run on
 
 HOSTILE = '<script>alert("x")</script>'
 
@@ -126,10 +127,10 @@ async def load_two_sites(h: Harness) -> Dash:
 
 
 @pytest.fixture
-async def dash(tmp_path: Path) -> AsyncIterator[Dash]:
+async def dash(db_url: str) -> AsyncIterator[Dash]:
     jar = aiohttp.CookieJar(unsafe=True)
     async with (
-        run_collector(config_for(str(tmp_path / "collector.db"))) as running,
+        run_collector(config_for(db_url)) as running,
         aiohttp.ClientSession(cookie_jar=jar) as session,
     ):
         yield await load_two_sites(Harness(running, session, {}))
