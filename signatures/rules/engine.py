@@ -203,6 +203,21 @@ class RuleEngine:
         """The prefilter library in use ("hyperscan" or "ahocorasick")."""
         return self._t.stream_pf.backend
 
+    def stats(self) -> dict[str, Any]:
+        """Counters for health/stats events: rules, prefilter, threshold table."""
+        t = self._t
+        return {
+            "rules_loaded": self.ruleset.loaded,
+            "rules_skipped": len(self.ruleset.skipped),
+            "prefilter": t.stream_pf.backend,
+            "fast_patterns": len(t.stream_pf)
+            + sum(len(p) for p in t.packet_pf.values())
+            + sum(len(p) for ps in t.obs_pf.values() for _, p in ps),
+            "threshold_entries": len(self.thresholds.entries),
+            "threshold_dropped": self.thresholds.dropped,
+            "generation": self.generation,
+        }
+
     def swap(self, ruleset: RuleSet) -> None:
         """Replace the rules; the new set is compiled before it takes over (no packet is lost)."""
         tables = _Tables(ruleset, self.config)
