@@ -335,7 +335,8 @@ def test_flowbits_unset_toggle_and_all_of() -> None:
 def test_engine_stats() -> None:
     e = engine('alert udp any any -> any any (content:"a"; sid:1;)\n'
                'alert dns any any -> any any (dns.query; content:"b"; sid:2;)\n'
-               "alert icmp any any -> any any (itype:8; threshold:type limit, track by_src, count 1, seconds 9; sid:3;)\n")  # fmt: skip
+               "alert icmp any any -> any any (itype:8; "
+               "threshold:type limit, track by_src, count 1, seconds 9; sid:3;)\n")  # fmt: skip
     e.on_packet(pkt_icmp(), None, 0)
     st = e.stats()
     assert (st["rules_loaded"], st["fast_patterns"], st["threshold_entries"], st["generation"]) == (3, 2, 1, 0)
