@@ -2,8 +2,8 @@
 
 A rule's payload and sticky-buffer keywords are grouped by buffer, each group keeping the
 order it was written in (relative modifiers count from the previous match in the same buffer,
-as in Suricata). Numeric keywords share one `NumCheck` (`N`, `<N`, `>N`, `<=N`, `>=N`,
-`N<>M` exclusive, `!N`).
+as in Suricata). Numeric keywords share one `NumCheck` (Suricata's integer keyword syntax:
+comparisons, exclusive ranges, bitmasks).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from signatures.rules.variables import AddressSet, PortSet
 class NumCheck:
     """A numeric comparison from dsize, ttl, itype, icode, bsize, icmp_id, icmp_seq, ip_proto."""
 
-    op: str  # "=", "!", "<", ">", "<=", ">=", "<>"
+    op: str  # "=", "!", "<", ">", "<=", ">=", "<>" and "!<>" (exclusive a..b), "&" and "!&" (mask a, value b)
     a: int
     b: int = 0
 
@@ -36,7 +36,13 @@ class NumCheck:
             return v != self.a
         if op == "<=":
             return v <= self.a
-        return v >= self.a
+        if op == ">=":
+            return v >= self.a
+        if op == "!<>":
+            return not self.a < v < self.b
+        if op == "&":
+            return v & self.a == self.b
+        return v & self.a != self.b  # "!&"
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,13 @@ from signatures.rules.model import FlagsCheck, Flowbit, NumCheck, Threshold
 
 # Suricata's `content` size limit is the signature buffer; 64 KiB is far above any real rule.
 MAX_CONTENT = 65535
-_NUM = re.compile(r"\s*(!|<=|>=|<|>)?\s*(-?\d+)\s*(?:(<>|-)\s*(\d+))?\s*$")
+# Suricata's integer keyword syntax (rules/integer-keywords): decimal or 0x hex, an optional
+# kb/mb/gb multiplier, comparison operators, exclusive ranges `a-b` / `a<>b` (negatable), and
+# bitmasks `&mask=value` (negatable).
+_INT = r"(0[xX][0-9a-fA-F]+|\d+)\s*([kKmMgG](?:[iI]?[bB]))?"
+_NUM = re.compile(rf"\s*(!=|!|<=|>=|<|>|=)?\s*{_INT}\s*(?:(<>|-)\s*{_INT})?\s*$")
+_MASK = re.compile(rf"\s*(!)?&\s*{_INT}\s*=\s*{_INT}\s*$")
+_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3}
 
 # TCP flag letters (Suricata "flags"): 1/2 are the old names of CWR/ECE.
 _FLAG_BITS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10, "U": 0x20, "E": 0x40, "C": 0x80,
@@ -78,25 +84,36 @@ def parse_content_bytes(text: str) -> bytes:
     return bytes(out)
 
 
+def _int(text: str, unit: str | None) -> int:
+    v = int(text, 16) if text[:2].lower() == "0x" else int(text)
+    return v * _UNITS[unit[0].lower()] if unit else v
+
+
 def parse_num(value: str, keyword: str, lo: int = 0, hi: int = 1 << 32) -> NumCheck:
-    """Parse `N`, `<N`, `>N`, `<=N`, `>=N`, `!N`, `N<>M` (exclusive range), `N-M` (inclusive)."""
+    """Parse Suricata's integer syntax: `N`, `=N`, `!N`, `!=N`, `<N`, `>N`, `<=N`, `>=N`,
+    exclusive ranges `N-M` / `N<>M` and their negation `!N-M`, bitmasks `&M=V` / `!&M=V`."""
+    mm = _MASK.match(value)
+    if mm is not None:
+        neg, mask_s, mask_u, val_s, val_u = mm.groups()
+        mask, val = _int(mask_s, mask_u), _int(val_s, val_u)
+        if val & ~mask:
+            raise RuleError(keyword, f"value {val:#x} has bits outside mask {mask:#x}")
+        return NumCheck("!&" if neg else "&", mask, val)
     m = _NUM.match(value)
     if m is None:
         raise RuleError(keyword, f"not a number or range: {value!r}")
-    op, a_s, rng, b_s = m.groups()
-    a = int(a_s)
+    op, a_s, a_u, rng, b_s, b_u = m.groups()
+    a = _int(a_s, a_u)
     if rng:
-        if op:
-            raise RuleError(keyword, f"operator and range together: {value!r}")
-        b = int(b_s)
-        if rng == "-":
-            a, b = a - 1, b + 1
-        if not (lo - 1 <= a < b <= hi + 1) or b - a < 2:
-            raise RuleError(keyword, f"empty or out-of-range range: {value!r}")
-        return NumCheck("<>", a, b)
+        if op not in (None, "!"):
+            raise RuleError(keyword, f"operator {op} with a range: {value!r}")
+        b = _int(b_s, b_u)
+        if not (lo <= a < b <= hi) or b - a < 2:
+            raise RuleError(keyword, f"empty or out-of-range range (bounds are exclusive): {value!r}")
+        return NumCheck("!<>" if op == "!" else "<>", a, b)
     if not (lo <= a <= hi):
         raise RuleError(keyword, f"value {a} out of range {lo}..{hi}")
-    return NumCheck(op or "=", a)
+    return NumCheck({None: "=", "!=": "!"}.get(op, op or "="), a)
 
 
 def parse_ip_proto(value: str) -> NumCheck:

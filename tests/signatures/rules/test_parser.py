@@ -222,3 +222,35 @@ def test_et_open_legacy_spellings() -> None:
     hdr = r.buffer("http.header")[0]
     assert isinstance(hdr, Content) and hdr.fast_pattern
     assert r.dport.contains(80) and not r.dport.contains(81)
+
+
+@pytest.mark.parametrize(
+    ("expr", "yes", "no"),
+    [
+        ("19", [19], [18, 20]),
+        ("=0x13", [19], [20]),
+        ("!0x14", [19, 21], [20]),
+        ("!=20", [19], [20]),
+        (">=21", [21, 22], [20]),
+        ("<=22", [22], [23]),
+        ("19-22", [20, 21], [19, 22]),
+        ("19<>22", [20, 21], [19, 22]),
+        ("!19-22", [19, 22, 0], [20, 21]),
+        ("&0xc0=0x80", [0x80, 0x81, 0xBF], [0xC0, 0x40]),
+        ("!&0xc0=0x80", [0xC0, 0x40], [0x80]),
+        ("1kb", [1024], [1000]),
+    ],
+)
+def test_integer_syntax(expr: str, yes: list[int], no: list[int]) -> None:
+    from signatures.rules.options import parse_num
+
+    check = parse_num(expr, "bsize")
+    assert all(check.test(v) for v in yes) and not any(check.test(v) for v in no)
+
+
+@pytest.mark.parametrize("expr", ["", "x", "<5-9", "9-5", "4-5", "&0x0f=0x10", "70000"])
+def test_integer_syntax_errors(expr: str) -> None:
+    from signatures.rules.options import parse_num
+
+    with pytest.raises(RuleError, match="dsize"):
+        parse_num(expr, "dsize", 0, 65535)
