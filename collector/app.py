@@ -24,9 +24,9 @@ from collector import api, ingest
 from collector.config import CollectorConfig
 from collector.dashboard import setup_dashboard
 from collector.export import JetStreamExporter
-from collector.keys import CONFIG, EXPORTER, LIMITER, METRICS, STORE
+from collector.keys import CONFIG, EXPORTER, GATE, LIMITER, METRICS, STORE
 from collector.metrics import CONTENT_TYPE, CollectorMetrics
-from collector.ratelimit import RateLimiter
+from collector.ratelimit import Gate, RateLimiter
 from collector.store import SqlStore, StoreError, make_store
 
 log = logging.getLogger("veille.collector")
@@ -73,6 +73,7 @@ def create_app(config: CollectorConfig, store: SqlStore | None = None) -> web.Ap
     app[CONFIG] = config
     app[METRICS] = CollectorMetrics()
     app[LIMITER] = RateLimiter(config.limits.rate, config.limits.burst)
+    app[GATE] = Gate(config.limits.max_inflight)
     app[STORE] = store if store is not None else make_store(config.db)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:

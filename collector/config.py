@@ -54,6 +54,12 @@ class Limits:
     burst: int = 60
     # Signed timestamps further than this from our clock are refused (replay window), seconds.
     max_skew: float = 300.0
+    # Ingest requests handled at once; more are answered 503 + Retry-After. Bounds memory: each may hold
+    # up to max_decompressed bytes (64 x 32 MiB worst case, ~20 MB typical with 5,000-event batches).
+    max_inflight: int = 64
+    # Seconds allowed to receive a request body: the shipper's own request timeout (telemetry.config
+    # DEFAULT_REQUEST_TIMEOUT); a client trickling bytes is answered 408 instead of holding a slot.
+    read_timeout: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)

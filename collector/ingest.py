@@ -14,13 +14,14 @@ after authentication are counted on the agent (`rejected`). A store failure is a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
 
 from aiohttp import web
 
-from collector.keys import CONFIG, EXPORTER, LIMITER, METRICS, STORE
+from collector.keys import CONFIG, EXPORTER, GATE, LIMITER, METRICS, STORE
 from collector.ratelimit import retry_after
 from collector.store import AgentRecord, StoreError
 from collector.store.base import InvalidData
@@ -68,9 +69,17 @@ async def _read_body(request: web.Request, cap: int) -> bytes | web.Response:
 
 async def handle_ingest(request: web.Request) -> web.Response:
     """Verify, decode and store one batch."""
-    metrics = request.app[METRICS]
+    metrics, gate = request.app[METRICS], request.app[GATE]
     started = time.perf_counter()
-    response, reason = await _ingest(request)
+    if gate.try_enter():
+        try:
+            response, reason = await _ingest(request)
+        finally:
+            gate.leave()
+    else:
+        response = refusal(503, "busy", f"more than {gate.limit} batches in progress, retry later")
+        response.headers["Retry-After"] = "1"
+        reason = "busy"
     metrics.latency.observe(time.perf_counter() - started)
     if reason is not None:
         metrics.rejects.labels(reason).inc()
@@ -81,7 +90,11 @@ async def _ingest(request: web.Request) -> tuple[web.Response, str | None]:
     app = request.app
     config, store, metrics = app[CONFIG], app[STORE], app[METRICS]
     limits = config.limits
-    body = await _read_body(request, limits.max_body)
+    try:
+        async with asyncio.timeout(limits.read_timeout):
+            body = await _read_body(request, limits.max_body)
+    except TimeoutError:
+        return _tag(refusal(408, "timeout", f"body not received within {limits.read_timeout:g} s"), "timeout")
     if isinstance(body, web.Response):
         return _tag(body, "too_large" if body.status == 413 else "bad_body")
 

@@ -43,3 +43,21 @@ class RateLimiter:
 def retry_after(seconds: float) -> str:
     """`Retry-After` value (whole seconds, at least 1: RFC 9110 section 10.2.3 delay-seconds)."""
     return str(max(1, math.ceil(seconds)))
+
+
+class Gate:
+    """At most `limit` holders at once (ingest requests in progress); not a queue: a full gate says no."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(limit, 1)
+        self.inside = 0
+
+    def try_enter(self) -> bool:
+        """Take a place if one is free."""
+        if self.inside >= self.limit:
+            return False
+        self.inside += 1
+        return True
+
+    def leave(self) -> None:
+        self.inside -= 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import time
 
@@ -253,3 +254,37 @@ async def test_nul_characters_in_text_are_stored_not_refused(harness: Harness) -
     assert rows[0]["msg"] in ("bad\x00host", "bad\ufffdhost")
     found = await harness.store.device("school-a", "02:00:00:00:00:01")
     assert found["vendor"] in ("Acme\x00", "Acme\ufffd")
+
+
+async def _open_slow_request(port: int, length: int = 1000) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"POST /api/v1/ingest HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {length}\r\n"
+        "Content-Encoding: zstd\r\n\r\n".encode()
+        + b"x" * 10
+    )
+    await writer.drain()
+    return reader, writer
+
+
+async def test_slow_body_is_a_408_and_a_full_gate_a_503(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import aiohttp
+
+    from collector.app import run_collector
+
+    from .conftest import config_for
+
+    config = config_for(str(tmp_path / "c.db"), read_timeout=0.5, max_inflight=1)
+    async with run_collector(config) as running, aiohttp.ClientSession() as session:
+        h = Harness(running, session, {})
+        agent = await h.agent("school-a")
+        reader, writer = await _open_slow_request(running.port)
+        await asyncio.sleep(0.1)
+        _, body = h.batch_body(agent, [alert(1)])
+        status, payload, headers = await h.post(agent, body)  # the slow request holds the only place
+        assert (status, payload["error"], headers["Retry-After"]) == (503, "busy", "1")
+        answer = (await asyncio.wait_for(reader.read(4096), 5)).decode()
+        writer.close()
+        assert answer.startswith("HTTP/1.1 408") and '"timeout"' in answer
+        status, payload, _ = await h.post(agent, body)  # the place is free again
+        assert status == 200, payload
