@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -189,29 +190,39 @@ async def run_demo(args: argparse.Namespace, stop: asyncio.Event | None = None) 
         retention_days={kind: 0.0 for kind in DEFAULT_RETENTION_DAYS},
     )
     print(f"veille demo: state in {workdir}", flush=True)
-    async with run_collector(config) as running:
-        print(f"veille demo: collector listening on {running.url}; shipping the bundled captures…", flush=True)
-        started = time.perf_counter()
-        stored = await load(running, workdir, Path(args.pcaps))
-        admin = await token(running, "admin", "demo admin")
-        viewer = await token(running, "viewer", "demo viewer (mairie only)", ["mairie"])
-        print(
-            f"veille demo: {sum(stored.values())} events stored in {time.perf_counter() - started:.1f} s\n\n"
-            f"  Dashboard:     {running.url}/\n"
-            f"  Admin token:   {admin}\n"
-            f"  Viewer token:  {viewer}   (sees the mairie site only)\n"
-            f"  API:           curl -H 'Authorization: Bearer {admin}' {running.url}/api/v1/sites\n",
-            flush=True,
-        )
-        if args.exit_after_load:
-            return 0
-        print("Serving until Ctrl-C.", flush=True)
-        stop = stop or asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
-        print("veille demo: stopped", flush=True)
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            running = await stack.enter_async_context(run_collector(config))
+        except OSError as exc:
+            raise DemoError(
+                f"cannot listen on {args.listen}: {exc.strerror or exc}; pick another with --listen"
+            ) from None
+        return await _serve(args, running, workdir, stop)
+
+
+async def _serve(args: argparse.Namespace, running: RunningCollector, workdir: Path, stop: asyncio.Event | None) -> int:
+    print(f"veille demo: collector listening on {running.url}; shipping the bundled captures…", flush=True)
+    started = time.perf_counter()
+    stored = await load(running, workdir, Path(args.pcaps))
+    admin = await token(running, "admin", "demo admin")
+    viewer = await token(running, "viewer", "demo viewer (mairie only)", ["mairie"])
+    print(
+        f"veille demo: {sum(stored.values())} events stored in {time.perf_counter() - started:.1f} s\n\n"
+        f"  Dashboard:     {running.url}/\n"
+        f"  Admin token:   {admin}\n"
+        f"  Viewer token:  {viewer}   (sees the mairie site only)\n"
+        f"  API:           curl -H 'Authorization: Bearer {admin}' {running.url}/api/v1/sites\n",
+        flush=True,
+    )
+    if args.exit_after_load:
+        return 0
+    print("Serving until Ctrl-C.", flush=True)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    print("veille demo: stopped", flush=True)
     return 0
 
 

@@ -99,3 +99,14 @@ def test_demo_serves_until_sigterm(tmp_path: Path) -> None:
 def test_demo_bad_listen_is_a_usage_error(tmp_path: Path) -> None:
     done = run_demo(tmp_path / "d", "--listen", "nowhere")
     assert done.returncode == 2 and "--listen" in done.stderr
+
+
+def test_demo_port_in_use_is_named(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_demo(tmp_path / "d", "--listen", f"127.0.0.1:{port}")
+    assert done.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in done.stderr
