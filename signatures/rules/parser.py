@@ -56,7 +56,8 @@ BUFFER_OBSERVATION = {"http.uri": "http", "http.uri.raw": "http", "http.method":
                       "http.host.raw": "http", "http.user_agent": "http", "http.header": "http",
                       "http.header.raw": "http", "dns.query": "dns", "tls.sni": "tls_client",
                       "ja3.hash": "tls_client", "ja4.hash": "tls_client", "ja3s.hash": "tls_server"}  # fmt: skip
-_IGNORED = frozenset({"reference", "metadata"})
+# Options that only annotate an alert (Suricata: `target` marks which side is the target in logs).
+_IGNORED = frozenset({"reference", "metadata", "target"})
 _CONTENT_INT_MODS = ("offset", "depth", "distance", "within")
 
 
@@ -234,6 +235,8 @@ class _Builder:
                 raise RuleError(name, "given twice")
             self.fields[name] = handler(value, name)
         elif name in _IGNORED:
+            if name == "target" and (value or "").strip() not in ("src_ip", "dest_ip"):
+                raise RuleError("target", f"must be src_ip or dest_ip, not {value!r}")
             self.fields.setdefault("references" if name == "reference" else name, []).append(value or "")
         else:
             raise RuleError(name, "keyword not supported by Veille", unsupported=True)
