@@ -23,6 +23,12 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="capture, analyse and ship until SIGTERM (systemd Type=notify)")
     run.add_argument("--config", default=DEFAULT_PATH, metavar="FILE", help=f"agent TOML (default {DEFAULT_PATH})")
     run.add_argument("--events", metavar="FILE", help="also write every pipeline event as JSON lines to FILE")
+    run.add_argument(
+        "--mdns-browse",
+        type=float,
+        metavar="SECONDS",
+        help="actively browse mDNS services on the captured interfaces every SECONDS (off by default)",
+    )
     check = sub.add_parser("check-config", help="print every problem in a config file, with its key path")
     check.add_argument("file", metavar="FILE")
     check.add_argument("--json", action="store_true", help="print the problems as a JSON list")
@@ -43,7 +49,7 @@ def check(path: str, as_json: bool, out: TextIO) -> int:
     return 1 if problems else 0
 
 
-def run(path: str, events_path: str | None) -> int:
+def run(path: str, events_path: str | None, mdns_interval: float | None = None) -> int:
     """Load the config, set up JSON logging and run the daemon until it stops."""
     from agent.logging import setup_logging
 
@@ -60,7 +66,7 @@ def run(path: str, events_path: str | None) -> int:
     try:
         if events_path:
             events_out = open(events_path, "a", encoding="utf-8")  # noqa: SIM115 - closed below
-        return asyncio.run(Daemon(config, events_out=events_out).run())
+        return asyncio.run(Daemon(config, events_out=events_out, mdns_interval=mdns_interval).run())
     except KeyboardInterrupt:
         return 130
     finally:
@@ -76,4 +82,7 @@ def main(argv: Sequence[str]) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     if args.command == "check-config":
         return check(args.file, args.json, sys.stdout)
-    return run(args.config, args.events)
+    if args.mdns_browse is not None and args.mdns_browse <= 0:
+        print("veille agent: --mdns-browse: must be a positive number of seconds", file=sys.stderr)
+        return 2
+    return run(args.config, args.events, args.mdns_browse)

@@ -69,6 +69,16 @@ SEND_BUDGET: Final = 8.0
 SPOOL_BUDGET: Final = 8.0
 # The watchdog is fed only while the worker has looped within this many ticks.
 STALL_TICKS: Final = 10
+# Active mDNS browsing (opt-in): one round per interval. RFC 6762 5.2 lets a continuous querier back
+# off to one query per 60 minutes, the default; a round browses at most MDNS_MAX_TYPES service types
+# and resolves at most MDNS_MAX_SERVICES instances, each step waiting MDNS_WAIT seconds (RFC 6762 6:
+# responders answer within 20-120 ms, or up to 500 ms for shared records).
+MDNS_INTERVAL: Final = 3600.0
+MDNS_MAX_TYPES: Final = 32
+MDNS_MAX_SERVICES: Final = 128
+MDNS_WAIT: Final = 3.0
+# DNS RR types (RFC 1035, RFC 2782, RFC 3596).
+_PTR, _TXT, _SRV, _A, _AAAA = 12, 16, 33, 1, 28
 # Event types shipped to the collector; observations stay on the site (docs/wire.md, privacy).
 SHIPPED: Final = frozenset({"flow", "device", "alert"})
 # Neighbour entries that bind an address (ip neigh states); INCOMPLETE/FAILED/NOARP do not.
@@ -230,6 +240,24 @@ class LivePipeline(Pipeline):
             for ip, mac in pairs:
                 self._inventory.bind(ip, mac, now, "neighbour")
 
+    def observe_active(self, event: dict[str, Any]) -> bool:
+        """An mDNS answer obtained by active browsing, attributed to the MAC holding its source address.
+
+        It goes through the inventory exactly as a passively captured mDNS response does; False when
+        no MAC is known for the address yet (the next round will try again).
+        """
+        inv = self._inventory
+        if inv is None:
+            return False
+        mac = inv.mac_for(event["src"], event["ts"])
+        if mac is None:
+            return False
+        event["src_mac"] = mac
+        self.obs_counts["dns"] += 1
+        self.events.append(event)
+        inv.observe(event, event["ts"])
+        return True
+
     def flush(self) -> None:
         """End every flow and queue the devices that changed (shutdown)."""
         self.flows.flush("eof")
@@ -378,6 +406,114 @@ def neighbour_pairs(interfaces: Iterable[str]) -> list[tuple[str, str]]:
     return out
 
 
+def _txt(properties: dict[bytes, bytes | None]) -> str:
+    parts = []
+    for key, value in list(properties.items())[:64]:
+        k = key.decode("utf-8", "replace")
+        text = k if value is None else f"{k}={value.decode('utf-8', 'replace')}"
+        parts.append('"' + text.replace('"', "'") + '"')
+    return " ".join(parts)
+
+
+def mdns_observation(info: Any, address: str, local: str, now: float) -> dict[str, Any]:
+    """A resolved zeroconf `ServiceInfo` as the `dns` observation a passive mDNS response gives."""
+    name, type_ = info.name.rstrip("."), info.type.rstrip(".")
+    server = (info.server or "").rstrip(".")
+    answers: list[dict[str, Any]] = [{"name": type_, "type": _PTR, "ttl": info.other_ttl, "data": name}]
+    if server:
+        answers.append({"name": name, "type": _SRV, "ttl": info.host_ttl, "data": f"0 0 {info.port or 0} {server}"})
+        rtype = _AAAA if ":" in address else _A
+        answers.append({"name": server, "type": rtype, "ttl": info.host_ttl, "data": address})
+    if info.properties:
+        answers.append({"name": name, "type": _TXT, "ttl": info.other_ttl, "data": _txt(info.properties)})
+    return {
+        "type": "dns", "ts": now, "src_mac": None, "dst_mac": None, "src": address, "dst": local,
+        "sport": 5353, "dport": 5353, "proto": "udp", "community_id": None, "pkt": 0, "proto_name": "mdns",
+        "id": 0, "response": True, "query": None, "qtype": None, "queries": [], "rcode": 0,
+        "answers": answers, "additionals": [], "active": True,
+    }  # fmt: skip
+
+
+class MdnsBrowser:
+    """Opt-in active mDNS browsing with python-zeroconf on the captured interfaces' IPv4 addresses.
+
+    Each round lists the service types on the link (DNS-SD enumeration, RFC 6763 9), browses them,
+    resolves the instances, and hands each answer to `deliver` as a passive-looking observation.
+    Rounds are `interval` seconds apart; a round is bounded by the MDNS_* caps.
+    """
+
+    def __init__(self, interfaces: list[str], deliver: Callable[[dict[str, Any]], None], interval: float) -> None:
+        self.interfaces = interfaces
+        self.deliver = deliver
+        self.interval = interval
+        self.rounds = 0
+        self.resolved = 0
+
+    def _addresses(self) -> list[str]:
+        import ipaddress
+
+        from capture.netinfo import list_interfaces
+
+        wanted = set(self.interfaces)
+        return [
+            a
+            for i in list_interfaces()
+            if i.name in wanted
+            for a in i.addresses
+            if ipaddress.ip_address(a).version == 4
+        ]
+
+    async def run(self) -> None:
+        """Browse forever, one round per interval."""
+        while True:
+            try:
+                await self.browse_once()
+            except (OSError, RuntimeError) as exc:
+                log.warning("mDNS browsing failed: %s", exc)
+            await asyncio.sleep(self.interval)
+
+    async def browse_once(self) -> int:
+        """One bounded round; returns the number of services resolved."""
+        from zeroconf import IPVersion, ServiceStateChange
+        from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf, AsyncZeroconfServiceTypes
+
+        addresses = await asyncio.to_thread(self._addresses)
+        if not addresses:
+            log.warning("mDNS browsing: no IPv4 address on %s, skipped", ",".join(self.interfaces))
+            return 0
+        self.rounds += 1
+        aiozc = AsyncZeroconf(interfaces=addresses, ip_version=IPVersion.V4Only)
+        found: dict[str, str] = {}
+
+        def added(zeroconf: Any, service_type: str, name: str, state_change: Any) -> None:
+            if state_change is ServiceStateChange.Added and len(found) < MDNS_MAX_SERVICES:
+                found[name] = service_type
+
+        try:
+            types = await AsyncZeroconfServiceTypes.async_find(aiozc=aiozc, timeout=MDNS_WAIT)
+            types = tuple(types)[:MDNS_MAX_TYPES]
+            if not types:
+                return 0
+            browser = AsyncServiceBrowser(aiozc.zeroconf, list(types), handlers=[added])
+            await asyncio.sleep(MDNS_WAIT)
+            await browser.async_cancel()
+            infos = [AsyncServiceInfo(t, n) for n, t in found.items()]
+            done = await asyncio.gather(*(i.async_request(aiozc.zeroconf, MDNS_WAIT * 1000) for i in infos))
+            now = time.time()
+            count = 0
+            for info, ok in zip(infos, done, strict=True):
+                if not ok:
+                    continue
+                count += 1
+                for address in info.parsed_addresses(IPVersion.V4Only):
+                    self.deliver(mdns_observation(info, address, addresses[0], now))
+            self.resolved += count
+            log.info("mDNS browsing round", extra={"types": len(types), "services": count})
+            return count
+        finally:
+            await aiozc.async_close()
+
+
 def _device_for_wire(event: dict[str, Any]) -> dict[str, Any]:
     """An inventory device event as the wire schema takes it: no OS guess is `os: null`, not a null family.
 
@@ -399,8 +535,17 @@ class Daemon:
         notifier: Notifier | None = None,
         events_out: TextIO | None = None,
         source_factory: SourceFactory = LiveSource,
+        mdns_interval: float | None = None,
     ) -> None:
         self.config = config
+        # Active mDNS browsing is off unless asked for; AgentConfig has no key for it yet, so a future
+        # [discovery] section (mdns_browse, mdns_interval) is read when present.
+        section = getattr(config, "discovery", None)
+        if mdns_interval is None and section is not None and getattr(section, "mdns_browse", False):
+            mdns_interval = float(getattr(section, "mdns_interval", MDNS_INTERVAL))
+        self.mdns: MdnsBrowser | None = None
+        if mdns_interval is not None:
+            self.mdns = MdnsBrowser(list(config.capture.interfaces), self._active_observation, mdns_interval)
         self._source_factory = source_factory
         self.notifier = notifier or Notifier()
         self.events_out = events_out
@@ -466,6 +611,8 @@ class Daemon:
         self._spawn(self._health_loop(), "health")
         self._spawn(self._status_loop(), "status")
         self._spawn(self._neighbour_loop(), "neighbours")
+        if self.mdns is not None:
+            self._spawn(self.mdns.run(), "mdns")
         await self._stop.wait()
         await self._shutdown()
         return self._exit
@@ -572,6 +719,10 @@ class Daemon:
         if now >= self._next_invalid_log:
             self._next_invalid_log = now + _INVALID_LOG_INTERVAL
             log.warning("event refused by the wire schema", extra={"event_type": kind, "reason": reason[:200]})
+
+    def _active_observation(self, event: dict[str, Any]) -> None:
+        if self.worker is not None:
+            self.worker.call(functools.partial(LivePipeline.observe_active, event=event))
 
     # -- health and status ------------------------------------------------------------------------
     def health_inputs(self) -> HealthInputs:

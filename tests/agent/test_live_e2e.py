@@ -490,3 +490,109 @@ def test_notify_socket_sees_ready_and_watchdog(veth: Veth, tmp_path: Path, start
         assert any(re.search(r"STATUS=capturing on \S+: \d+ pkt/s, \d+ flows", g) for g in got)
     finally:
         sock.close()
+
+
+RESPONDER = """
+import socket, sys, time
+from zeroconf import IPVersion, ServiceInfo, Zeroconf
+zc = Zeroconf(interfaces=["192.0.2.2"], ip_version=IPVersion.V4Only)
+info = ServiceInfo(
+    "_ipp._tcp.local.", "Imprimante Salle 12._ipp._tcp.local.", addresses=[socket.inet_aton("192.0.2.2")],
+    port=631, properties={"ty": "HP LaserJet Pro M404", "product": "(HP LaserJet Pro M404)"},
+    server="imprimante-salle-12.local.",
+)
+zc.register_service(info)
+print("registered", flush=True)
+sys.stdin.read()
+zc.unregister_service(info)
+zc.close()
+"""
+
+
+@pytest.fixture
+def two_netns() -> Iterator[Veth]:
+    """A veth pair between two fresh namespaces: `cap` (192.0.2.1) in `ns + "a"`, `peer` (192.0.2.2) in `ns`.
+
+    Addressed IP traffic between this test host's own namespace and a veth peer is not guaranteed
+    (a host firewall may drop it); between two namespaces the test creates, it is.
+    """
+    _need_root()
+    from pyroute2 import netns
+
+    tag = f"{os.getpid() % 100000}{next(_counter)}"
+    ns, cap, peer = f"vae{tag}", f"vac{tag}", f"vap{tag}"
+    netns.create(ns)
+    netns.create(ns + "a")
+    try:
+        _sh("ip", "link", "add", cap, "type", "veth", "peer", "name", peer, "netns", ns)
+        _sh("ip", "link", "set", cap, "netns", ns + "a")
+        for where, dev, addr in ((ns + "a", cap, "192.0.2.1/24"), (ns, peer, "192.0.2.2/24")):
+            _sh("ip", "netns", "exec", where, "sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=1")
+            _sh("ip", "netns", "exec", where, "ip", "addr", "add", addr, "dev", dev)
+            _sh("ip", "netns", "exec", where, "ip", "link", "set", dev, "up")
+            _sh("ip", "netns", "exec", where, "ip", "link", "set", "lo", "up")
+        yield Veth(ns, cap, peer)
+    finally:
+        netns.remove(ns + "a")
+        netns.remove(ns)
+
+
+def test_active_mdns_browsing_feeds_the_inventory(two_netns: Veth, tmp_path: Path) -> None:
+    veth = two_netns
+    inside = ["ip", "netns", "exec", veth.ns + "a"]
+    responder = subprocess.Popen(
+        ["ip", "netns", "exec", veth.ns, sys.executable, "-c", RESPONDER],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env(),
+    )  # fmt: skip
+    collector: Collector | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        assert responder.stdout is not None and responder.stdout.readline().strip() == "registered"
+        # The service announced itself before the agent started: only asking finds it again.
+        time.sleep(2)
+        db = tmp_path / "collector.sqlite"
+        serve = subprocess.Popen(
+            [*inside, sys.executable, "-m", "collector", "serve", "--db", str(db), "--listen", "127.0.0.1:0"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(), cwd=tmp_path,
+        )  # fmt: skip
+        assert serve.stdout is not None
+        match = re.search(r"(https?://\S+)", serve.stdout.readline())
+        assert match
+        collector = Collector(match.group(1).rstrip("/"), db, serve)
+        config = agent_config(tmp_path, veth.cap, enrol(collector, tmp_path))
+        peer_mac = subprocess.run(
+            ["ip", "netns", "exec", veth.ns, "cat", f"/sys/class/net/{veth.peer}/address"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        log, events = tmp_path / "agent-mdns.log", tmp_path / "events-mdns.jsonl"
+        with log.open("wb") as handle:
+            proc = subprocess.Popen(
+                [*inside, sys.executable, "-m", "veille", "agent", "run", "--config", str(config),
+                 "--events", str(events), "--mdns-browse", "5"],
+                stdout=handle, stderr=handle, env=_env(),
+            )  # fmt: skip
+        agent = Agent(proc, log, events)
+        agent.wait_log(r'"msg": "capturing"')
+        active = wait_for(
+            "an active mDNS answer attributed to the printer's MAC",
+            lambda: [e for e in agent.event_lines() if e.get("active") and e.get("src_mac") == peer_mac],
+            timeout=40,
+        )
+        print(f"active mDNS answers attributed to {peer_mac}: {len(active)}")
+        assert active[0]["answers"][0] == {
+            "name": "_ipp._tcp.local", "type": 12, "ttl": 4500, "data": "Imprimante Salle 12._ipp._tcp.local"
+        }  # fmt: skip
+        assert agent.stop() == 0
+        names, device_type = collector.query("SELECT names, device_type FROM devices WHERE mac = ?", peer_mac)[0]
+        print(f"collector device {peer_mac}: type {device_type}, names {names}")
+        assert "imprimante-salle-12" in names
+        assert device_type == "printer"
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if collector is not None:
+            stop_collector(collector)
+        assert responder.stdin is not None
+        responder.stdin.close()
+        responder.wait(10)
