@@ -644,6 +644,11 @@ class Daemon:
         await asyncio.to_thread(self.worker.join)
         await self._barrier()
         p = self.pipeline
+        if self.worker.failure is not None and p is not None:
+            # The worker died: its thread is gone, so the loop may touch the pipeline to end its flows.
+            with contextlib.suppress(Exception):
+                p.flush()
+            self._consume([e for e in p.take() if e.get("type") != "worker_failed"])
         log.info(
             "capture stopped, flows flushed",
             extra={
@@ -688,6 +693,9 @@ class Daemon:
 
     def _on_events(self, events: list[dict[str, Any]]) -> None:
         self._handoffs.release()
+        self._consume(events)
+
+    def _consume(self, events: list[dict[str, Any]]) -> None:
         shipper = self.shipper
         for item in events:
             kind = item["type"]

@@ -364,3 +364,26 @@ async def test_daemon_in_process_ships_reloads_and_stops_cleanly(collector: Coll
 
 def ifaces_seen(config: Any) -> list[str]:
     return list(config.capture.interfaces)
+
+
+class DyingSource(PcapSource):
+    """A capture whose thread fails after a few blocks (as `LiveSource.read_tagged_block` reports it)."""
+
+    def read_tagged_block(self, timeout: float | None = None) -> Block | None:
+        if self.pos >= 4 * self.block:
+            from capture.live import LiveCaptureError
+
+            raise LiveCaptureError("eth1", "capture thread failed: OSError(100, 'Network is down')")
+        return super().read_tagged_block(timeout)
+
+
+async def test_a_dead_capture_stops_the_daemon_with_status_1(tmp_path: Path) -> None:
+    config = load_config(_config(tmp_path, GOOD))
+    source = DyingSource(SCHOOL)
+    daemon = Daemon(config, source_factory=lambda ifaces, cfg: source)
+    status = await asyncio.wait_for(daemon.run(), 30)
+    assert status == 1 and source.closed
+    assert daemon.worker is not None and "Network is down" in repr(daemon.worker.failure)
+    assert daemon.pipeline is not None and daemon.pipeline.packets == 4 * source.block
+    # The flows open when capture died were still ended and counted, not dropped with the thread.
+    assert daemon.events_by_type["flow"] > 0 and len(daemon.pipeline.flows) == 0

@@ -596,3 +596,44 @@ def test_active_mdns_browsing_feeds_the_inventory(two_netns: Veth, tmp_path: Pat
         assert responder.stdin is not None
         responder.stdin.close()
         responder.wait(10)
+
+
+def _syn(src_mac: str, src_ip: str) -> bytes:
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+
+    pkt = Ether(src=src_mac, dst="02:00:00:00:00:01") / IP(src=src_ip, dst="203.0.113.80", ttl=64)
+    return bytes(pkt / TCP(sport=40000, dport=443, flags="S", window=64240, options=[("MSS", 1460)]))
+
+
+def test_kernel_neighbour_table_binds_addresses_for_the_inventory(
+    veth: Veth, tmp_path: Path, start_agent: Callable[..., Agent]
+) -> None:
+    from pyroute2 import netns
+
+    from agent.daemon import neighbour_pairs
+
+    # A permanent entry, as the gateway's kernel would hold for a LAN host it talks to.
+    _sh("ip", "neigh", "add", "192.0.2.50", "lladdr", "02:00:00:00:00:50", "dev", veth.cap, "nud", "permanent")
+    assert ("192.0.2.50", "02:00:00:00:00:50") in neighbour_pairs([veth.cap])
+    assert neighbour_pairs(["lo"]) == []
+    agent = start_agent(agent_config(tmp_path, veth.cap, ""))
+    time.sleep(1.0)  # the first neighbour-table read happens at start
+    sender = netns.create_socket(veth.ns, socket.AF_PACKET, socket.SOCK_RAW, 0)
+    try:
+        sender.bind((veth.peer, 0))
+        # Documentation addresses are not private: a SYN from one is attributed to its MAC only when
+        # something binds the address to that MAC. The neighbour table does for .50, nothing for .51.
+        sender.send(_syn("02:00:00:00:00:50", "192.0.2.50"))
+        sender.send(_syn("02:00:00:00:00:51", "192.0.2.51"))
+    finally:
+        sender.close()
+    syns = wait_for(
+        "both SYNs", lambda: len(s := [e for e in agent.event_lines() if e["type"] == "tcp_syn"]) == 2 and s
+    )
+    assert agent.stop() == 0
+    devices = {e["mac"]: e for e in agent.event_lines() if e["type"] == "device"}
+    print(f"tcp_syn observations {len(syns)}, devices {sorted(devices)}")
+    assert len(syns) == 2
+    assert devices["02:00:00:00:00:50"]["ips"] == ["192.0.2.50"]
+    assert "02:00:00:00:00:51" not in devices
