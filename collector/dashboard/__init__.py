@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from aiohttp import web
@@ -68,6 +69,11 @@ def fmt_number(value: Any) -> str:
     return f"{int(value):,}".replace(",", "\u202f")
 
 
+def device_url(site: str, mac: str) -> str:
+    """Path of a device page; each part quoted whole (a site name may hold `/`, `?` or non-ASCII)."""
+    return f"/devices/{quote(str(site), safe='')}/{quote(str(mac), safe='')}"
+
+
 def make_environment() -> jinja2.Environment:
     """The template environment: package templates, autoescape everywhere, undefined names are errors."""
     env = jinja2.Environment(
@@ -80,7 +86,7 @@ def make_environment() -> jinja2.Environment:
     env.filters.update(
         when=fmt_time, short=fmt_short, ago=fmt_ago, bytes=fmt_bytes, number=fmt_number, sevname=charts.severity_name
     )
-    env.globals.update(sevcolour=charts.severity_colour)
+    env.globals.update(sevcolour=charts.severity_colour, device_url=device_url)
     return env
 
 

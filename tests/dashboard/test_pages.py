@@ -10,7 +10,7 @@ import aiohttp
 
 from collector.dashboard.session import SESSION_COOKIE, safe_next
 
-from .conftest import HOSTILE, Dash, login
+from .conftest import HOSTILE, Dash, hostile_device, login
 
 PAGES = ["/", "/devices", "/devices/ecole/02:00:00:00:00:01", "/alerts", "/alerts?sid=9100001", "/agents"]
 
@@ -205,3 +205,16 @@ def test_safe_next_keeps_redirects_on_the_collector() -> None:
     assert safe_next("/devices?q=1") == "/devices?q=1"
     for bad in ("//evil.example/", "https://evil.example/", "/\\evil.example", "", None, "devices"):
         assert safe_next(bad) == "/"
+
+
+async def test_device_links_work_for_any_site_name(dash: Dash) -> None:
+    odd = await dash.h.agent("école/annexe #2?", "agent-odd")
+    await dash.h.send(odd, [hostile_device()])
+    await login(dash.h.session, dash.url, await dash.h.token("analyst"))
+    status, page, _ = await get(dash, "/devices?q=ee:01&sort=site")
+    links = re.findall(r'<a href="(/devices/[^"]+)">02:00:00:00:ee:01</a>', page)
+    assert status == 200 and len(links) == 2, page[-2000:]
+    odd_link = next(link for link in links if "annexe" in link)
+    assert odd_link == "/devices/%C3%A9cole%2Fannexe%20%232%3F/02%3A00%3A00%3A00%3Aee%3A01"
+    status, page, _ = await get(dash, odd_link)
+    assert status == 200 and "école/annexe #2?" in page
