@@ -229,6 +229,7 @@ _REVERSE: Final = (".in-addr.arpa", ".ip6.arpa")
 # Classes shipped as text when switched on; addresses inside them are still replaced (a Yealink phone puts
 # its MAC in its User-Agent, a Host header may be an address).
 _FREE_TEXT: Final = frozenset({"user_agent", "server_name", "dns_query"})
+_CACHED: Final = frozenset({"mac", "ip", "community_id", "ident"})
 
 
 class _Event(NamedTuple):
@@ -248,7 +249,10 @@ class PrivacyFilter:
         self._period_seconds = config.period_days * 86400.0
         self._how = {cls: config.treatment(cls) for cls in CLASSES}
         self._keys: dict[int, bytes] = {}
+        self._full = config.profile == "full"
         self._cache: OrderedDict[tuple[str, int, str], str] = OrderedDict()
+        # Finished leaf values (raw text -> what is shipped) for the classes that repeat on every flow.
+        self._leaves: dict[tuple[str, int, str], Any] = {}
         self._new: list[PseudonymRecord] = []
         self.dropped_events = 0
 
@@ -285,15 +289,19 @@ class PrivacyFilter:
 
     # -- walking ------------------------------------------------------------------------------------
     def _map(self, spec: Mapping[str, Any], value: Mapping[str, Any], ctx: _Event) -> dict[str, Any]:
-        full = self.config.profile == "full"
+        full = self._full
+        leaf, sub_value, get = self._leaf, self._value, spec.get
         out: dict[str, Any] = {}
         for key, item in value.items():
-            sub = spec.get(key)
+            sub = get(key)
             if sub is None:
                 if full:
                     out[key] = item
                 continue
-            res = self._value(sub, item, value, ctx)
+            if item is None:
+                out[key] = None
+                continue
+            res = leaf(sub, item, ctx) if type(sub) is str else sub_value(sub, item, value, ctx)
             out[key] = None if res is _DROPPED else res
         return out
 
@@ -326,6 +334,20 @@ class PrivacyFilter:
 
     def _leaf(self, cls: str, item: Any, ctx: _Event) -> Any:
         how = self._how[cls]
+        if cls == KEEP and how == CLEAR:
+            return item
+        if cls in _CACHED and how != CLEAR and type(item) is str:
+            key = (cls, ctx.period, item)
+            hit = self._leaves.get(key)
+            if hit is None:
+                hit = self._leaf_uncached(cls, how, item, ctx)
+                if len(self._leaves) >= self.config.map_max_entries:
+                    self._leaves.clear()
+                self._leaves[key] = hit
+            return hit
+        return self._leaf_uncached(cls, how, item, ctx)
+
+    def _leaf_uncached(self, cls: str, how: str, item: Any, ctx: _Event) -> Any:
         if how == CLEAR:
             if cls in _FREE_TEXT and isinstance(item, str) and self._how[IP] != CLEAR:
                 return self._server(item, ctx) if cls != USER_AGENT else self.scrub(item, ctx.period)

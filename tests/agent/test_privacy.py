@@ -263,7 +263,8 @@ macs = (
     .map(lambda b: ":".join(f"{x:02x}" for x in (b[0] & 0xFE, *b[1:])))
     .filter(lambda m: m != "00:00:00:00:00:00")
 )
-v4 = st.integers(0x01000000, 0xDFFFFFFF).map(lambda n: str(ipaddress.IPv4Address(n)))
+# Unicast IPv4 outside 127/8 (loopback names no host and is kept, like multicast and broadcast).
+v4 = st.integers(0x01000000, 0xDFFFFFFF).filter(lambda n: n >> 24 != 127).map(lambda n: str(ipaddress.IPv4Address(n)))
 v6 = st.integers(1 << 125, (1 << 126) - 1).map(lambda n: str(ipaddress.IPv6Address((0x2001 << 112) | n)))
 words = st.text(st.characters(whitelist_categories=("L", "N", "Zs"), whitelist_characters="/;()-_"), max_size=20)
 
