@@ -109,7 +109,10 @@ def _window(request: web.Request, notes: list[str], allow_all: bool = False) -> 
 def _site(request: web.Request, who: Principal, notes: list[str]) -> str | None:
     site = _text(request, "site", notes, 64)
     if site is not None and not who.may_read(site):
-        raise web.HTTPForbidden(text="no access to this site")
+        page_ = render(
+            request, "error.html", title="No access to this site", message=f"Your token does not cover {site}."
+        )
+        raise web.HTTPForbidden(text=page_.text, content_type="text/html")
     return site
 
 

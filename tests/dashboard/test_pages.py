@@ -92,8 +92,8 @@ async def test_viewer_sees_only_their_site(dash: Dash) -> None:
     assert status == 404 and "02:00:00:00:00:01" in page and "Dell" not in page
     status, _, _ = await get(dash, "/devices/mairie/02:00:00:00:ee:01")
     assert status == 200
-    status, _, _ = await get(dash, "/devices?site=ecole")
-    assert status == 403
+    status, page, _ = await get(dash, "/devices?site=ecole")
+    assert status == 403 and "No access to this site" in page and "PC-0001" not in page
     status, page, _ = await get(dash, "/devices")
     assert "02:00:00:00:ee:01" in page and "ecole" not in page and "PC-0001" not in page
     status, page, _ = await get(dash, "/alerts?sid=2100498")
