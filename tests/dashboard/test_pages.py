@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 
+from collector.app import run_collector
 from collector.dashboard.session import SESSION_COOKIE, safe_next
 
+from ..collector.conftest import config_for
 from .conftest import HOSTILE, Dash, hostile_device, login
 
 PAGES = ["/", "/devices", "/devices/ecole/02:00:00:00:00:01", "/alerts", "/alerts?sid=9100001", "/agents"]
@@ -218,3 +222,13 @@ async def test_device_links_work_for_any_site_name(dash: Dash) -> None:
     assert odd_link == "/devices/%C3%A9cole%2Fannexe%20%232%3F/02%3A00%3A00%3A00%3Aee%3A01"
     status, page, _ = await get(dash, odd_link)
     assert status == 200 and "école/annexe #2?" in page
+
+
+async def test_dashboard_can_be_turned_off(tmp_path: Path) -> None:
+    config = dataclasses.replace(config_for(str(tmp_path / "c.db")), dashboard=False)
+    async with run_collector(config) as running, aiohttp.ClientSession() as session:
+        for path in ("/", "/login", "/devices"):
+            async with session.get(f"{running.url}{path}", allow_redirects=False) as resp:
+                assert resp.status == 404, path
+        async with session.get(f"{running.url}/healthz") as resp:
+            assert resp.status == 200
