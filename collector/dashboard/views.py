@@ -80,7 +80,15 @@ def _text(request: web.Request, name: str, notes: list[str], max_length: int = M
     if len(value) > max_length:
         notes.append(f"{name}: longer than {max_length} characters, ignored")
         return None
+    if not printable(value):
+        notes.append(f"{name}: control characters are not searchable, ignored")
+        return None
     return value
+
+
+def printable(text: str) -> bool:
+    """False when the text holds a control character (NUL cannot even be stored in PostgreSQL text)."""
+    return not any(ord(c) < 32 or ord(c) == 127 for c in text)
 
 
 def _int(request: web.Request, name: str, notes: list[str], lo: int, hi: int) -> int | None:
@@ -354,7 +362,8 @@ def explain(device: dict[str, Any]) -> list[dict[str, Any]]:
 async def device(request: web.Request, who: Principal) -> web.StreamResponse:
     """One device: conclusions and the evidence behind them, names, IPs, fingerprints, alerts."""
     site, mac = request.match_info["site"], request.match_info["mac"]
-    found = await request.app[STORE].device(site, mac) if who.may_read(site) else None
+    readable = who.may_read(site) and printable(site) and printable(mac)
+    found = await request.app[STORE].device(site, mac) if readable else None
     if found is None:
         return render(request, "error.html", status=404, title="No such device", message=f"{mac} at {site}")
     fingerprints = sorted((found.get("fingerprints") or {}).items())

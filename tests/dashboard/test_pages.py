@@ -232,3 +232,51 @@ async def test_dashboard_can_be_turned_off(tmp_path: Path) -> None:
                 assert resp.status == 404, path
         async with session.get(f"{running.url}/healthz") as resp:
             assert resp.status == 200
+
+
+async def test_no_query_string_makes_a_page_fail(dash: Dash) -> None:
+    """Random and hostile values for every parameter of every page: an answer, never a 500."""
+    import random
+    from urllib.parse import quote
+
+    await login(dash.h.session, dash.url, await dash.h.token("viewer", ["mairie"]))
+    rng = random.Random(20260907)
+    names = ["q", "site", "type", "vendor", "os", "randomized", "sort", "page", "window", "severity", "sid", "mac"]
+    values = [
+        "",
+        "0",
+        "-1",
+        "1e309",
+        str(2**70),
+        "nan",
+        "yes",
+        "ecole",
+        "mairie",
+        "%",
+        "_",
+        "'",
+        '"',
+        "\\",
+        "\x00",
+        "é" * 300,
+        "x" * 5000,
+        "{like}",
+        "?",
+        "a b",
+        "<b>",
+        "1;DROP TABLE devices",
+    ]
+    paths = ["/", "/devices", "/alerts", "/agents", "/devices/mairie/02:00:00:00:ee:01"]
+    statuses: dict[int, int] = {}
+    for _ in range(300):
+        params = "&".join(
+            f"{quote(rng.choice(names))}={quote(rng.choice(values), safe='')}" for _ in range(rng.randint(1, 4))
+        )
+        path = rng.choice(paths)
+        if path == "/devices/mairie/02:00:00:00:ee:01" and rng.random() < 0.5:
+            path = f"/devices/{quote(rng.choice(values), safe='')}/{quote(rng.choice(values), safe='')}"
+        status, page, _ = await get(dash, f"{path}?{params}")
+        statuses[status] = statuses.get(status, 0) + 1
+        assert status in (200, 403, 404), (params, page[:500])
+    print(f"\nfuzzed dashboard queries, answers by status: {dict(sorted(statuses.items()))}")
+    assert statuses.get(200, 0) > 100 and statuses.get(403, 0) > 0 and statuses.get(404, 0) > 0
