@@ -250,6 +250,38 @@ def main(argv: Sequence[str]) -> int:
     return reveal(args, sys.stdout, sys.stderr)
 
 
+def pseudonym_main(argv: Sequence[str]) -> int:
+    """Entry point of `veille agent pseudonym VALUE --class CLASS --key-file FILE [--at TS]`.
+
+    The forward direction, for a subject access request: which pseudonym the centre holds for this MAC,
+    address or name in the key period of `--at` (default: now). Nothing secret is printed, so it is not
+    audited.
+    """
+    p = argparse.ArgumentParser(prog="veille agent pseudonym", description="the pseudonym of a value, on the site")
+    p.add_argument("value")
+    p.add_argument("--class", dest="cls", required=True, choices=sorted(c for c in CLASSES if c in _FORWARD))
+    p.add_argument("--key-file", required=True, metavar="FILE")
+    p.add_argument("--at", type=float, default=None, metavar="EPOCH", help="a time in the key period (default now)")
+    p.add_argument("--period-days", type=float, default=DEFAULT_PERIOD_DAYS)
+    try:
+        args = p.parse_args(list(argv))
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        key = read_key(args.key_file)
+    except PrivacyError as exc:
+        print(f"veille agent pseudonym: error: {exc}", file=sys.stderr)
+        return 1
+    at = time.time() if args.at is None else args.at
+    period = int(at // (args.period_days * 86400.0))
+    print(pseudonym_with(period_key(key, period), args.cls, normalise(args.cls, args.value)))
+    return 0
+
+
+# Classes whose pseudonym is computed from the value alone.
+_FORWARD: Final = frozenset({"mac", "ip", "name", "ident", "community_id"})
+
+
 def keygen_main(argv: Sequence[str]) -> int:
     """Entry point of `veille agent privacy-key FILE`: write a new key, refusing to overwrite one."""
     if len(argv) != 1 or argv[0].startswith("-"):

@@ -128,3 +128,15 @@ def test_site_privacy_full_needs_no_key_and_writes_no_map(tmp_path: Path) -> Non
     assert sp.apply([ev]) == [ev] and sp.map is None and not (tmp_path / "m.jsonl").exists()
     with pytest.raises(PrivacyError, match="cannot read the privacy key"):
         SitePrivacy(PrivacyConfig(profile="minimal", key_file=str(tmp_path / "none")))
+
+
+def test_forward_pseudonym_for_a_subject_access_request(site: dict[str, Any]) -> None:
+    mac = site["devices"][0]["mac"]
+    ts = str(site["devices"][0]["last_seen"])
+    code = "import sys; from agent.reveal import pseudonym_main; sys.exit(pseudonym_main(sys.argv[1:]))"
+    out = subprocess.run(
+        [PY, "-c", code, mac.upper(), "--class", "mac", "--key-file", str(site["key"]), "--at", ts],
+        cwd=REPO, capture_output=True, text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == site["pdevices"][0]["mac"]
