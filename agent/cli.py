@@ -29,6 +29,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="actively browse mDNS services on the captured interfaces every SECONDS (off by default)",
     )
+    run.add_argument(
+        "--ship-observations",
+        default="",
+        metavar="KINDS",
+        help="observation kinds shipped besides flows, devices and alerts, e.g. dhcp,tls_client (default none)",
+    )
     check = sub.add_parser("check-config", help="print every problem in a config file, with its key path")
     check.add_argument("file", metavar="FILE")
     check.add_argument("--json", action="store_true", help="print the problems as a JSON list")
@@ -49,7 +55,9 @@ def check(path: str, as_json: bool, out: TextIO) -> int:
     return 1 if problems else 0
 
 
-def run(path: str, events_path: str | None, mdns_interval: float | None = None) -> int:
+def run(
+    path: str, events_path: str | None, mdns_interval: float | None = None, observations: Sequence[str] = ()
+) -> int:
     """Load the config, set up JSON logging and run the daemon until it stops."""
     from agent.logging import setup_logging
 
@@ -66,7 +74,9 @@ def run(path: str, events_path: str | None, mdns_interval: float | None = None) 
     try:
         if events_path:
             events_out = open(events_path, "a", encoding="utf-8")  # noqa: SIM115 - closed below
-        return asyncio.run(Daemon(config, events_out=events_out, mdns_interval=mdns_interval).run())
+        return asyncio.run(
+            Daemon(config, events_out=events_out, mdns_interval=mdns_interval, ship_observations=observations).run()
+        )
     except KeyboardInterrupt:
         return 130
     finally:
@@ -85,4 +95,5 @@ def main(argv: Sequence[str]) -> int:
     if args.mdns_browse is not None and args.mdns_browse <= 0:
         print("veille agent: --mdns-browse: must be a positive number of seconds", file=sys.stderr)
         return 2
-    return run(args.config, args.events, args.mdns_browse)
+    kinds = [k.strip() for k in args.ship_observations.split(",") if k.strip()]
+    return run(args.config, args.events, args.mdns_browse, kinds)

@@ -49,8 +49,8 @@ from telemetry.shipper import Shipper
 
 log = logging.getLogger("veille.agent")
 
-# Event lists handed to the loop and not yet submitted: 64 blocks' worth (a ring block holds a few
-# hundred frames), about 13 ms of a saturated gigabit link; past it the worker waits.
+# Event lists handed to the loop and not yet submitted, one per block fed: 64 default 256 KiB ring
+# blocks are 16 MiB of traffic, ~0.13 s of a saturated gigabit link; past it the worker waits.
 MAX_HANDOFFS: Final = 64
 # Wall-clock tick of the worker: idle flows are expired at the pipeline's own expire interval (1 s).
 TICK: Final = 1.0
@@ -79,7 +79,8 @@ MDNS_MAX_SERVICES: Final = 128
 MDNS_WAIT: Final = 3.0
 # DNS RR types (RFC 1035, RFC 2782, RFC 3596).
 _PTR, _TXT, _SRV, _A, _AAAA = 12, 16, 33, 1, 28
-# Event types shipped to the collector; observations stay on the site (docs/wire.md, privacy).
+# Event types shipped to the collector. Observations (dhcp, dns, tls_client, ...) stay on the site
+# unless a site names the kinds it ships (DESIGN: payloads and raw details stay local by default).
 SHIPPED: Final = frozenset({"flow", "device", "alert"})
 # Neighbour entries that bind an address (ip neigh states); INCOMPLETE/FAILED/NOARP do not.
 _BINDING_STATES: Final = frozenset({"REACHABLE", "STALE", "DELAY", "PROBE", "PERMANENT"})
@@ -536,8 +537,10 @@ class Daemon:
         events_out: TextIO | None = None,
         source_factory: SourceFactory = LiveSource,
         mdns_interval: float | None = None,
+        ship_observations: Iterable[str] = (),
     ) -> None:
         self.config = config
+        self._shipped = SHIPPED | frozenset(ship_observations)
         # Active mDNS browsing is off unless asked for; AgentConfig has no key for it yet, so a future
         # [discovery] section (mdns_browse, mdns_interval) is read when present.
         section = getattr(config, "discovery", None)
@@ -703,7 +706,7 @@ class Daemon:
                 self._exit = 1
                 self._stop.set()
                 continue
-            if kind not in SHIPPED:
+            if kind not in self._shipped:
                 continue
             if kind == "device":
                 item = _device_for_wire(item)

@@ -3,10 +3,11 @@
 `HealthMonitor` keeps what only the daemon knows over time (start time, CPU times at the last
 sample, the last reload error) and turns one `HealthInputs` snapshot (capture counters, pipeline
 counters, the shipper's `ShipperStats`, database versions) into a `telemetry.schema.HealthEvent`.
-CPU is the share of one core used since the previous event (psutil process times, so it costs
-no sampling sleep); RSS is the resident set in bytes. A failed reload is reported in `alarms`
-as `reload_error: ...` until a later reload succeeds: the wire schema (v2) has no field of its own
-for it, and `alarms` is what the collector already shows.
+CPU is the percentage of one core used since the previous event (docs/wire.md; psutil process
+times, so it costs no sampling sleep; above 100 when several cores work); RSS is the resident set
+in bytes. A failed reload is reported in `alarms` as `reload_error: ...` until a later reload
+succeeds: the wire schema (v2) has no field of its own for it, and `alarms` is what the collector
+already shows.
 """
 
 from __future__ import annotations
@@ -103,14 +104,14 @@ class HealthMonitor:
         times = self._process.cpu_times()
         return float(times.user + times.system)
 
-    def cpu_share(self) -> float:
-        """Share of one core (1.0 = a whole core) used since the previous call."""
+    def cpu_percent(self) -> float:
+        """Percent of one core used since the previous call (100.0 = a whole core)."""
         now = self._monotonic()
         cpu = self._cpu_seconds()
         elapsed = now - self._last_at
         share = (cpu - self._last_cpu) / elapsed if elapsed > 0 else 0.0
         self._last_cpu, self._last_at = cpu, now
-        return max(share, 0.0)
+        return max(share * 100.0, 0.0)
 
     def rss(self) -> int:
         """Resident set size in bytes."""
@@ -132,7 +133,7 @@ class HealthMonitor:
             drops_pipeline=inputs.drops_pipeline,
             flows_live=inputs.flows_live,
             devices=inputs.devices,
-            cpu=round(self.cpu_share(), 4),
+            cpu=round(self.cpu_percent(), 2),
             rss=self.rss(),
             uptime=round(self._monotonic() - self._started, 3),
             rules_version=inputs.rules_version,
