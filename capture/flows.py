@@ -426,24 +426,17 @@ class FlowTable:
         return out
 
 
-_SNAPSHOT_FIELDS = (
-    "_cid", "active_start", "app", "bytes_fwd", "bytes_rev", "closing", "dport", "dst", "dst_mac", "established",
-    "first_ts", "flags_fwd", "flags_rev", "icmp_code", "icmp_type", "key", "last_ts", "pkts_fwd", "pkts_rev",
-    "proto", "sport", "src", "src_mac", "state", "tclass", "vlan",
-)  # fmt: skip
-
-
 def _snapshot(f: Flow) -> Flow:
     """A copy of the counters and endpoints of `f`, for an active-timeout record."""
-    c = Flow.__new__(Flow)
-    for name in _SNAPSHOT_FIELDS:
-        setattr(c, name, getattr(f, name))
-    c.streams = None
-    c.pending = None
-    c.ext = {}
+    p = Packet(f.first_ts, 0, b"")
+    p.proto, p.src, p.dst, p.sport, p.dport = f.proto, f.src, f.dst, f.sport, f.dport
+    p.src_mac, p.dst_mac = f.src_mac, f.dst_mac
+    p.icmp_type, p.icmp_code = f.icmp_type, f.icmp_code
+    c = Flow(f.key, p, f.tclass)
+    c.vlan = f.vlan
+    c.last_ts = f.last_ts
+    c.pkts_fwd, c.pkts_rev, c.bytes_fwd, c.bytes_rev = f.pkts_fwd, f.pkts_rev, f.bytes_fwd, f.bytes_rev
+    c.flags_fwd, c.flags_rev = f.flags_fwd, f.flags_rev
+    c.established, c.state, c.app = f.established, f.state, f.app
     c.inspect = [False, False]
-    c.next_seq = [-1, -1]
-    c.fin_fwd = f.fin_fwd
-    c.fin_rev = f.fin_rev
-    c.end_reason = ""
     return c

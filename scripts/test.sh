@@ -77,4 +77,7 @@ if [ $rc = 5 ]; then
     echo "pytest collected no tests: that is a failure" >&2
     exit 1
 fi
+if [ $rc = 0 ] && [ "${VEILLE_SKIP_ACCEL:-0}" != 1 ] && [ $# = 0 ]; then
+    bash scripts/test_accel.sh || rc=$?
+fi
 exit $rc
