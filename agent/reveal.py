@@ -309,17 +309,24 @@ class SitePrivacy:
         self.filter = PrivacyFilter(config, key)
         self.map = PseudonymMap(config.map_file, config.map_max_entries) if key and config.map_file else None
 
-    def apply(self, events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Filter a batch of event dicts and record the new pseudonyms."""
+    def filter_events(self, events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Filter a batch of event dicts (no I/O: safe on an event loop)."""
         f = self.filter
         if not f.active:
             return list(events)
-        out = [e for e in map(f.apply, events) if e is not None]
+        return [e for e in map(f.apply, events) if e is not None]
+
+    def apply(self, events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Filter a batch of event dicts and write the new pseudonyms to the map (replay)."""
+        out = self.filter_events(events)
         self.flush()
         return out
 
     def flush(self) -> None:
         """Write pseudonyms made since the last call to the map (dropped when there is no map)."""
-        records = self.filter.take_mappings()
+        self.record(self.filter.take_mappings())
+
+    def record(self, records: list[PseudonymRecord]) -> None:
+        """Write records taken with `filter.take_mappings()` (blocking file I/O: run it in a thread)."""
         if self.map is not None and records:
             self.map.record(records)
