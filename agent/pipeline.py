@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from capture.decode import decode
 from capture.errors import DecodeError
 from capture.flows import FlowConfig, FlowTable
@@ -44,6 +46,7 @@ class PipelineConfig:
     expire_interval: float = 1.0
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Pipeline:
     """Sans-IO apart from loading its databases at start-up; `feed()` one frame at a time."""
 

@@ -57,6 +57,7 @@ def test_golden_query() -> None:
         "queries": ["www.example.com"],
         "rcode": 0,
         "answers": [],
+        "additionals": [],
     }
 
 
