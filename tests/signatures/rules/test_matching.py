@@ -340,3 +340,13 @@ def test_engine_stats() -> None:
     e.on_packet(pkt_icmp(), None, 0)
     st = e.stats()
     assert (st["rules_loaded"], st["fast_patterns"], st["threshold_entries"], st["generation"]) == (3, 2, 1, 0)
+
+
+def test_streams_off_inspects_packets_alone() -> None:
+    rs = load_text('alert tcp any any -> any any (content:"passwd"; sid:1;)\n', V)
+    e = RuleEngine(rs, EngineConfig(streams=False))
+    c = Conversation()
+    assert sids(e.on_packet(*c.send(0, b"/etc/pa"))) == []
+    assert sids(e.on_packet(*c.send(0, b"sswd"))) == []
+    assert sids(e.on_packet(*c.send(0, b"passwd"))) == [1]
+    assert sids(e.on_packet(*c.send(0, b"passwd"))) == [1]

@@ -111,3 +111,28 @@ def test_matching_returns_a_bool(opts: list[tuple[bytes, bool, bool, str]], data
     # a buffer holding every positive pattern back to back, with no options, is the trivial witness
     if not any(neg or mod for _, neg, _, mod in opts):
         assert prog.match(b"".join(p for p, _, _, _ in opts)) is True
+
+
+SAMPLE = (
+    'alert tcp any any -> any any (flow:established,to_server; content:"GET"; startswith; '
+    'content:"|0d 0a|"; distance:0; pcre:"/^[A-Z]+ \\/[^ ]*(passwd|\\.exe)/"; sid:1;)\n'
+    'alert tcp any any -> any any (content:"a"; content:!"b"; within:3; flowbits:set,x; sid:2;)\n'
+    'alert tcp any any -> any any (flowbits:isset,x; content:"c"; nocase; endswith; sid:3;)\n'
+    "alert tcp any any -> any any (dsize:>3; flags:PA+; "
+    "threshold:type both, track by_flow, count 2, seconds 5; sid:4;)\n"
+    'alert ip any any -> any any (content:"|00 00|"; offset:2; depth:4; sid:5;)\n'
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), st.binary(max_size=48)), max_size=12))
+def test_engine_on_random_streams(segments: list[tuple[int, bytes]]) -> None:
+    from signatures.rules import RuleEngine
+
+    from .frames import Conversation
+
+    e = RuleEngine(load_text(SAMPLE, V))
+    c = Conversation(depth=128)
+    for d, data in segments:
+        for alert in e.on_packet(*c.send(d, data)):
+            assert alert.sid in (1, 2, 3, 4, 5) and alert.to_event()["type"] == "alert"
