@@ -146,12 +146,16 @@ def flow_id(community_id: str | None, src: str | None = None, dst: str | None = 
 
 
 def proto_name(proto: Any) -> str | None:
-    """EVE `proto`: upper-case name (`TCP`, `UDP`, `ICMP`, `IPv6-ICMP`) or the number as text."""
-    if proto is None:
+    """EVE `proto`: IP protocol name (`TCP`, `UDP`, `ICMP`, `IPv6-ICMP`) or number as text; None otherwise.
+
+    Non-IP protocols (an ARP detection's `arp`) have no EVE `proto`.
+    """
+    if proto is None or isinstance(proto, bool):
         return None
     if isinstance(proto, int):
         return _PROTO_NUMBERS.get(proto, str(proto))
-    return PROTO_NAMES.get(str(proto).lower(), str(proto).upper())
+    text = str(proto)
+    return PROTO_NAMES.get(text.lower(), text if text.isdigit() else None)
 
 
 def flatten(event: Event | Mapping[str, Any]) -> dict[str, Any]:
