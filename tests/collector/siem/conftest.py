@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from agent.pipeline import PipelineConfig, replay_events
+from agent.wire import to_wire
 from telemetry.codec import decode_batch, encode_batch, new_batch
 from telemetry.eve import EveConverter
-from agent.wire import to_wire
 from telemetry.schema import Batch
 
 REPO = Path(__file__).resolve().parents[3]
