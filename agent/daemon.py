@@ -41,10 +41,11 @@ from agent.config import AgentConfig, ConfigInvalid, changed_keys, load_config
 from agent.health import HealthInputs, HealthMonitor, files_version, label
 from agent.pipeline import Pipeline, PipelineConfig
 from agent.sdnotify import Notifier, watchdog_loop
+from agent.wire import to_wire
 from capture.bpf import BpfError
 from capture.flows import FlowConfig
 from capture.live import Block, CaptureStats, LiveCaptureError, LiveConfig, LiveSource
-from telemetry.schema import Event, to_event
+from telemetry.schema import Event
 from telemetry.shipper import Shipper
 
 log = logging.getLogger("veille.agent")
@@ -515,15 +516,32 @@ class MdnsBrowser:
             await aiozc.async_close()
 
 
-def _device_for_wire(event: dict[str, Any]) -> dict[str, Any]:
-    """An inventory device event as the wire schema takes it: no OS guess is `os: null`, not a null family.
+# H8's [privacy] profile names -> agent.privacy's (the same profiles under the filter's names).
+_PROFILE_NAMES: Final = {"standard": "full", "pseudonymise": "pseudonymised"}
+# Pseudonym -> value records are appended to the site-local map this often (blocking I/O, in a thread).
+MAP_FLUSH_INTERVAL: Final = 10.0
 
-    (telemetry.schema.to_event drops top-level nulls only; the inventory writes `os.family: null`.)
+
+def site_privacy(config: AgentConfig) -> Any:
+    """The `agent.reveal.SitePrivacy` for `[privacy]`, or None when events leave unchanged.
+
+    Raises `agent.privacy.PrivacyError` naming the key or file (a missing or weak key).
     """
-    os_guess = event.get("os")
-    if isinstance(os_guess, dict) and not os_guess.get("family"):
-        return {**event, "os": None}
-    return event
+    from agent.privacy import PrivacyConfig
+    from agent.reveal import SitePrivacy
+
+    section = config.privacy
+    fields = {
+        name: getattr(section, name)
+        for name in PrivacyConfig.__dataclass_fields__
+        if name != "profile" and hasattr(section, name)
+    }
+    if "map_file" not in fields and config.collector is not None:
+        # Beside the spool, in the agent's state directory (the unit's StateDirectory=veille).
+        fields["map_file"] = str(Path(config.collector.spool_dir).parent / "pseudonyms.jsonl")
+    profile = _PROFILE_NAMES.get(section.profile, section.profile)
+    privacy = SitePrivacy(PrivacyConfig(profile=profile, **fields))  # type: ignore[arg-type]
+    return privacy if privacy.filter.active else None
 
 
 class Daemon:
@@ -560,6 +578,8 @@ class Daemon:
         self.shipper: Shipper | None = None
         self.events_by_type: Counter[str] = Counter()
         self.invalid: Counter[str] = Counter()
+        self.privacy: Any = None
+        self.privacy_dropped: Counter[str] = Counter()
         self._next_invalid_log = 0.0
         self._stop = asyncio.Event()
         self._exit = 0
@@ -580,6 +600,13 @@ class Daemon:
             return 1
         for skipped in self.knowledge.skipped[:20]:
             log.warning("rule skipped: %s", skipped)
+        from agent.privacy import PrivacyError
+
+        try:
+            self.privacy = await asyncio.to_thread(site_privacy, cfg)
+        except (PrivacyError, OSError) as exc:
+            log.error("cannot apply the privacy profile: %s", exc)
+            return 1
         self.pipeline = LivePipeline(cfg.pipeline, self.knowledge)
         if cfg.collector is not None:
             self.shipper = Shipper(cfg.collector)
@@ -614,6 +641,7 @@ class Daemon:
         self._spawn(self._health_loop(), "health")
         self._spawn(self._status_loop(), "status")
         self._spawn(self._neighbour_loop(), "neighbours")
+        self._spawn(self._map_loop(), "pseudonym-map")
         if self.mdns is not None:
             self._spawn(self.mdns.run(), "mdns")
         await self._stop.wait()
@@ -660,6 +688,10 @@ class Daemon:
                 "shutdown_drops": self.worker.shutdown_drops,
             },
         )
+        try:
+            await self._flush_map()
+        except OSError as exc:
+            log.warning("cannot write the pseudonym map: %s", exc)
         if self.shipper is not None:
             self._submit_health()
             with contextlib.suppress(TimeoutError, RuntimeError):
@@ -699,7 +731,7 @@ class Daemon:
         self._consume(events)
 
     def _consume(self, events: list[dict[str, Any]]) -> None:
-        shipper = self.shipper
+        shipper, privacy = self.shipper, self.privacy
         for item in events:
             kind = item["type"]
             if kind == "worker_failed":
@@ -708,14 +740,19 @@ class Daemon:
                 continue
             if kind not in self._shipped:
                 continue
-            if kind == "device":
-                item = _device_for_wire(item)
+            if privacy is not None:
+                filtered = privacy.filter.apply(item)
+                if filtered is None:
+                    self.privacy_dropped[kind] += 1
+                    continue
+                item = filtered
             try:
-                event = to_event(item)
+                event = to_wire(item)
             except msgspec.ValidationError as exc:
                 self._invalid(kind, str(exc))
                 continue
-            self._submit(kind, event, shipper)
+            if event is not None:
+                self._submit(kind, event, shipper)
 
     def _submit(self, kind: str, event: Event, shipper: Shipper | None) -> None:
         self.events_by_type[kind] += 1
@@ -780,6 +817,21 @@ class Daemon:
             last, at = packets, now
             self.notifier.status(self._status_text(pps))
 
+    async def _flush_map(self) -> None:
+        privacy = self.privacy
+        if privacy is not None:
+            records = privacy.filter.take_mappings()
+            if records:
+                await asyncio.to_thread(privacy.record, records)
+
+    async def _map_loop(self) -> None:
+        while True:
+            await asyncio.sleep(MAP_FLUSH_INTERVAL)
+            try:
+                await self._flush_map()
+            except OSError as exc:
+                log.warning("cannot write the pseudonym map: %s", exc)
+
     async def _neighbour_loop(self) -> None:
         interfaces = list(self.config.capture.interfaces)
         while True:
@@ -820,6 +872,14 @@ class Daemon:
             raise ReloadError("; ".join(str(p) for p in exc.problems)) from None
         knowledge = await asyncio.to_thread(build_knowledge, config, self.knowledge)
         old = self.config
+        privacy = self.privacy
+        if config.privacy != old.privacy:
+            from agent.privacy import PrivacyError
+
+            try:
+                privacy = await asyncio.to_thread(site_privacy, config)
+            except (PrivacyError, OSError) as exc:
+                raise ReloadError(f"privacy: {exc}") from None
         assert self.source is not None and self.worker is not None
         if config.capture.bpf != old.capture.bpf:
             try:
@@ -835,6 +895,9 @@ class Daemon:
 
         await asyncio.wrap_future(self.worker.call(swap))
         self.knowledge = knowledge
+        if privacy is not self.privacy:
+            await self._flush_map()
+            self.privacy = privacy
         if restart:
             log.warning("changed keys take effect at the next restart", extra={"keys": restart})
         # Keys needing a restart keep their running values, so the next reload compares with what runs.

@@ -407,3 +407,31 @@ async def test_a_site_can_ship_chosen_observation_kinds(collector: Collector, tm
     dhcp = sum(1 for e in replay_events([str(SCHOOL)]) if e["type"] == "dhcp")
     print(f"observations shipped: {kinds} (dhcp in the replay: {dhcp})")
     assert kinds == {"dhcp": dhcp} and daemon.events_by_type["dhcp"] == dhcp
+
+
+async def test_pseudonymise_profile_applies_before_shipping(collector: Collector, tmp_path: Path) -> None:
+    from agent.reveal import PseudonymMap, new_key, read_key, verify
+
+    key = tmp_path / "pseudonym.key"
+    new_key(key)
+    table = await asyncio.to_thread(enrol, collector, tmp_path, "a1", "s1")
+    privacy = f'[privacy]\nprofile = "pseudonymise"\nkey_file = "{key}"\n'
+    config = load_config(_config(tmp_path, GOOD + privacy + table))
+    source = PcapSource(SCHOOL)
+    daemon = Daemon(config, source_factory=lambda ifaces, cfg: source)
+    assert daemon.config.privacy.profile == "pseudonymise"
+    run = asyncio.create_task(daemon.run())
+    await _until(
+        "every frame fed", lambda: daemon.pipeline is not None and daemon.pipeline.packets == len(source.frames)
+    )
+    daemon.stop()
+    assert await asyncio.wait_for(run, 30) == 0
+    stored = await asyncio.to_thread(collector.devices, "s1")
+    macs = replay_truth(SCHOOL)["macs"]
+    print(f"devices at the collector: {len(stored)}, all pseudonyms: {all(m.startswith('pm:') for m in stored)}")
+    assert len(stored) == len(macs) and all(m.startswith("pm:") for m in stored) and not stored & macs
+    # The site can map every stored pseudonym back with its key (agent/reveal.py's map, written by the daemon).
+    records = {r.pseudonym: r for r in PseudonymMap(daemon.privacy.map.path).read()}
+    master = read_key(key)
+    assert stored <= set(records) and all(verify(master, records[m]) for m in stored)
+    assert {records[m].value for m in stored} == macs
