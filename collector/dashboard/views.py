@@ -140,9 +140,12 @@ def _link(path: str, params: dict[str, Any], **changes: Any) -> str:
 
 # ---- login --------------------------------------------------------------------------------------------
 async def login_form(request: web.Request) -> web.StreamResponse:
-    """The login form (and a fresh CSRF cookie for it)."""
-    if await principal_for(request, session_token(request)) is not None:
+    """The login form (and a fresh CSRF cookie for it); a visitor with a session goes on to `next`."""
+    who = await principal_for(request, session_token(request))
+    if who is not None:
+        await write_audit(request, who, 303, "dashboard login form: already logged in")
         raise with_headers(web.HTTPSeeOther(safe_next(request.query.get("next"))))
+    await write_audit(request, None, 200, "dashboard login form")
     return await _login_page(request, None, 200)
 
 

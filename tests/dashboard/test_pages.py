@@ -38,6 +38,8 @@ async def test_anonymous_visit_goes_to_login_and_is_audited(dash: Dash) -> None:
     assert (row["path"], row["query"], row["status"], row["token_id"]) == ("/devices", "type=laptop", 303, None)
     status, page, resp = await get(dash, "/login")
     assert status == 200 and 'name="token"' in page
+    row = (await audit_rows(dash))[0]
+    assert (row["path"], row["status"], row["detail"]) == ("/login", 200, "dashboard login form")
     assert "default-src 'none'" in resp.headers["Content-Security-Policy"]
 
 
@@ -81,11 +83,13 @@ async def test_bad_logins_are_refused_and_audited(dash: Dash) -> None:
         allow_redirects=False,
     ) as r:
         assert r.status == 403 and SESSION_COOKIE not in r.cookies
-    details = [r["detail"] for r in await audit_rows(dash)][:3]
+    details = [r["detail"] for r in await audit_rows(dash)][:5]
     assert details == [
         "dashboard login: cross-origin form",
+        "dashboard login form",
         "dashboard login: bad CSRF value",
         "dashboard login: unknown or revoked token",
+        "dashboard login form",
     ]
 
 
