@@ -517,6 +517,10 @@ EVE_EVENT_TYPES: Final = frozenset(
 )
 
 
+class EveError(ValueError):
+    """An event whose fields cannot be put in EVE form; the message names the event type and the problem."""
+
+
 class EveConverter:
     """Converts events to EVE records; remembers devices (bounded) to add `veille.device` by source MAC.
 
@@ -540,18 +544,26 @@ class EveConverter:
         self.devices: OrderedDict[str, dict[str, Any]] = OrderedDict()
         # Community IDs of flows that alerted, for `flow.alerted` (bounded like the device map).
         self.alerted: OrderedDict[str, None] = OrderedDict()
+        self.invalid = 0
 
     def convert(self, event: Event | Mapping[str, Any]) -> EveRecord | None:
-        """The EVE record of one event, or None for kinds EVE has no place for (ARP, p0f SYN, ...)."""
+        """The EVE record of one event, or None for kinds EVE has no place for (ARP, p0f SYN, ...).
+
+        Raises `EveError` naming the event type when a field has a shape EVE cannot take (an observation's
+        open-ended fields come from agents and are only checked for size by the schema).
+        """
         ev = flatten(event)
         kind = ev.get("type")
-        if kind == "alert":
-            rec = _alert(ev, self.categories)
-        else:
-            mapper = _MAPPERS.get(str(kind))
-            if mapper is None:
-                return None
-            rec = mapper(ev)
+        try:
+            if kind == "alert":
+                rec = _alert(ev, self.categories)
+            else:
+                mapper = _MAPPERS.get(str(kind))
+                if mapper is None:
+                    return None
+                rec = mapper(ev)
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+            raise EveError(f"{kind} event: {type(exc).__name__}: {exc}") from None
         cid = rec.get("community_id")
         if kind == "alert" and cid:
             self.alerted[cid] = None
@@ -575,7 +587,11 @@ class EveConverter:
     def convert_all(self, events: Iterable[Event | Mapping[str, Any]]) -> Iterator[EveRecord]:
         """Every EVE record of `events`, in order (events without an EVE form are skipped)."""
         for event in events:
-            rec = self.convert(event)
+            try:
+                rec = self.convert(event)
+            except EveError:
+                self.invalid += 1
+                continue
             if rec is not None:
                 yield rec
 

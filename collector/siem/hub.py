@@ -23,7 +23,7 @@ from collector.siem.file import EveFileSink
 from collector.siem.jetstream import JetStreamEveSink
 from collector.siem.syslog import SyslogSink
 from collector.siem.webhook import WebhookSink
-from telemetry.eve import EveConverter, EveRecord
+from telemetry.eve import EveConverter, EveError, EveRecord
 from telemetry.schema import Batch
 
 log = logging.getLogger("veille.collector.siem")
@@ -155,7 +155,12 @@ class SiemHub:
         self._converters.move_to_end(batch.agent_id)
         out = []
         for index, event in enumerate(batch.events):
-            record = converter.convert(event)
+            try:
+                record = converter.convert(event)
+            except EveError as exc:
+                self.errors["convert"] += 1
+                log.warning("event %s:%s:%s has no EVE form: %s", batch.agent_id, batch.seq, index, exc)
+                continue
             if record is not None:
                 out.append((f"{batch.agent_id}:{batch.seq}:{index}", record))
         return out
