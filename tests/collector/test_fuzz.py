@@ -10,6 +10,7 @@ import asyncio
 import gzip
 import http.client
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -136,7 +137,12 @@ def check(server: Server, body: bytes, encoding: str, **kw: Any) -> int:
 _SEQ = iter(range(10**12, 10**13))
 VALID = encode_batch(new_batch(AGENT, SITE, 0, T0, [flow(1), device("02:00:00:00:00:01"), alert(2), health()]))
 ENCODINGS = st.sampled_from(["zstd", "gzip", "identity", "br", "x-gzip", "", "ZSTD", "compress"])
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# VEILLE_FUZZ_EXAMPLES raises the number of examples for a longer run (default 150 per test).
+FUZZ = settings(
+    max_examples=int(os.environ.get("VEILLE_FUZZ_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 
 @FUZZ
