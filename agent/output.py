@@ -33,6 +33,21 @@ class JsonlWriter:
         self.out.flush()
 
 
+class EveWriter(JsonlWriter):
+    """Suricata EVE JSON lines (telemetry.eve), alert categories from the rule classification table."""
+
+    def __init__(self, out: TextIO, host: str | None = None) -> None:
+        super().__init__(out)
+        from signatures.rules.classification import default_classification
+        from telemetry.eve import EveConverter
+
+        categories = {c.name: c.description for c in default_classification().values()}
+        self.converter = EveConverter(host=host, categories=categories)
+
+    def write(self, events: list[dict[str, Any]]) -> None:
+        super().write(list(self.converter.convert_all(events)))
+
+
 class TableWriter:
     """Collects events and prints a readable summary at the end."""
 

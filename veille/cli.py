@@ -22,7 +22,11 @@ DELEGATED = {
 def _replay_parser(sub: Any) -> None:
     p = sub.add_parser("replay", help="replay capture files through the pipeline and print events")
     p.add_argument("files", nargs="+", metavar="FILE", help="pcap or pcapng files, replayed in order")
-    p.add_argument("--format", choices=("jsonl", "table"), help="default: jsonl unless stdout is a terminal")
+    p.add_argument(
+        "--format",
+        choices=("jsonl", "table", "eve"),
+        help="default: jsonl unless stdout is a terminal; eve: Suricata EVE JSON",
+    )
     p.add_argument("-o", "--output", help="write events to this file instead of stdout")
     p.add_argument("--rules", action="append", default=[], metavar="FILE", help="Suricata rule file (repeatable)")
     p.add_argument("--home-net", default=None, help="value of $HOME_NET, e.g. [192.0.2.0/24,2001:db8::/32]")

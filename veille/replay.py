@@ -8,7 +8,7 @@ import tomllib
 from dataclasses import replace
 from typing import Any, TextIO
 
-from agent.output import JsonlWriter, TableWriter
+from agent.output import EveWriter, JsonlWriter, TableWriter
 from agent.pipeline import Pipeline, PipelineConfig, replay_frames
 from capture.errors import CaptureFileError
 from capture.pcapfile import read_frames
@@ -83,7 +83,7 @@ def run_replay(args: argparse.Namespace) -> int:
         return run_ship(args, cfg, privacy)
     fmt = args.format or ("table" if sys.stdout.isatty() and not args.output else "jsonl")
     out: TextIO = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
-    writer: Any = JsonlWriter(out) if fmt == "jsonl" else TableWriter(out)
+    writer: Any = {"jsonl": JsonlWriter, "eve": EveWriter}.get(fmt, TableWriter)(out)
     write = writer.write if privacy is None else (lambda evs: writer.write(privacy.apply(evs)))
     pipeline = Pipeline(cfg)
     _report_skipped(pipeline)
