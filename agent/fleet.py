@@ -110,6 +110,24 @@ class FleetConfig:
         return cls(**values)
 
 
+@dataclass(frozen=True, slots=True)
+class BundleFiles:
+    """What a bundle folder holds, by the layout docs/fleet.md describes."""
+
+    rules: tuple[str, ...]
+    ioc: tuple[str, ...]
+    fingerprints: tuple[str, ...]
+
+
+def bundle_files(path: Path) -> BundleFiles:
+    """Rule files (`rules/*.rules`), IOC lists (`ioc/*`) and fingerprint databases (`fingerprints/*`)."""
+
+    def files(folder: str, pattern: str) -> tuple[str, ...]:
+        return tuple(sorted(str(p) for p in (path / folder).glob(pattern) if p.is_file()))
+
+    return BundleFiles(files("rules", "*.rules"), files("ioc", "*"), files("fingerprints", "*"))
+
+
 def merge_settings(local: Mapping[str, Any], central: Mapping[str, Any], pin: Iterable[str]) -> dict[str, Any]:
     """Effective settings: the collector's value for every managed key, unless the local config pins it."""
     pinned = set(pin)
