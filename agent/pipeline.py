@@ -38,6 +38,8 @@ class PipelineConfig:
     fingerprints: bool = True
     p0f_path: str | None = DEFAULT_P0F_PATH
     inventory: bool = True
+    # Networks counted as the site's own besides private and link-local ranges (default: $HOME_NET).
+    local_networks: list[str] = field(default_factory=list)
     rule_files: list[str] = field(default_factory=list)
     variables: dict[str, str] = field(default_factory=dict)
     ioc_files: list[str] = field(default_factory=list)
@@ -78,7 +80,10 @@ class Pipeline:
             except ImportError:  # pragma: no cover - during bring-up
                 Inventory = None  # type: ignore[assignment,misc]
             if Inventory is not None:
-                self._inventory = Inventory()
+                from agent.inventory import InventoryConfig
+
+                nets = c.local_networks or _cidrs(c.variables.get("HOME_NET", ""))
+                self._inventory = Inventory(InventoryConfig(local_networks=tuple(nets)))
         self._engine: Any = None
         # Quiet flows skip decoding unless a rule engine must see every packet.
         self._fast = not c.rule_files
@@ -147,12 +152,12 @@ class Pipeline:
         obs = self.observer.packet(pkt, flow, d)
         if flow is not None and flow.quiet and self._fast and "fast" not in flow.ext:
             self.flows.make_fast(flow)
-        if self._engine is not None and flow is not None:
+        if self._engine is not None and pkt.ip_version:
             for a in self._engine.on_packet(pkt, flow, d):
-                self.events.append(a.to_event())
+                self._alert(a.to_event())
         if self._ioc is not None and flow is not None and flow.pkts_fwd + flow.pkts_rev == 1:
             for a in self._ioc.match_packet(pkt):
-                self.events.append(a.to_event())
+                self._alert(a.to_event())
         if obs:
             for o in obs:
                 self._observation(o)
@@ -166,15 +171,19 @@ class Pipeline:
         self.events.append(f)
         if self._engine is not None:
             for a in self._engine.on_observation(o):
-                self.events.append(a.to_event())
+                self._alert(a.to_event())
         if self._ioc is not None:
             for a in self._ioc.match_observation(o):
-                self.events.append(a.to_event())
+                self._alert(a.to_event())
         if self._lan is not None:
             for a in self._lan.observe(f):
-                self.events.append(a.to_event())
+                self._alert(a.to_event())
         if self._inventory is not None:
             self._inventory.observe(f, f["ts"])
+
+    def _alert(self, ev: dict[str, Any]) -> None:
+        ev["pkt"] = self.packets
+        self.events.append(ev)
 
     def _enrich(self, o: Observation) -> None:
         kind = o.type
@@ -194,8 +203,16 @@ class Pipeline:
             if self._p0f is not None:
                 from signatures.p0f import tcp_signature
 
+                flow = o.flow
+                syn_mss = 0
+                if flow is not None:
+                    if not f["synack"]:
+                        flow.ext["syn_mss"] = f["mss"] or 0
+                    else:
+                        # p0f matches a SYN+ACK's window against the SYN's MSS (mss*N windows).
+                        syn_mss = flow.ext.get("syn_mss", 0)
                 try:
-                    m = self._p0f.match(tcp_signature(o.pkt), synack=f["synack"])
+                    m = self._p0f.match(tcp_signature(o.pkt), synack=f["synack"], syn_mss=syn_mss)
                 except DecodeError as e:
                     self.errors[e.reason] += 1
                     m = None
@@ -209,7 +226,7 @@ class Pipeline:
             self.events.append(ev)
             if self._lan is not None:
                 for a in self._lan.observe(ev):
-                    self.events.append(a.to_event())
+                    self._alert(a.to_event())
 
     # -- end of a run -------------------------------------------------------------------
 
@@ -245,6 +262,16 @@ class Pipeline:
         out = self.events
         self.events = []
         return out
+
+
+def _cidrs(value: str) -> list[str]:
+    """The plain CIDRs of a Suricata address variable like `[192.0.2.0/24,2001:db8::/32]`."""
+    out = []
+    for part in value.strip("[] ").split(","):
+        part = part.strip()
+        if part and not part.startswith(("!", "$")) and part != "any":
+            out.append(part)
+    return out
 
 
 def replay_frames(pipeline: Pipeline, frames: Iterable[Frame], batch: int = 4096) -> Iterator[list[dict[str, Any]]]:

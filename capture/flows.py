@@ -286,6 +286,8 @@ class FlowTable:
             flow.pending = [{}, {}]
         buf = streams[d]
         seq = pkt.tcp_seq
+        if pkt.tcp_flags & SYN:
+            seq = (seq + 1) & 0xFFFFFFFF  # data in a SYN (TCP Fast Open, RFC 7413) starts after it
         nxt = flow.next_seq[d]
         if nxt < 0:
             nxt = seq  # mid-stream pickup: start where we joined

@@ -47,6 +47,8 @@ class Observation(NamedTuple):
 _UNDECIDED, _TLS, _HTTP, _SSH, _SSH_KEX, _TLS_AGAIN, _DONE = 0, 1, 2, 3, 4, 5, 6
 # RFC 7230 sets no limit; h11's DEFAULT_MAX_INCOMPLETE_EVENT_SIZE (16 KiB) bounds a request head.
 MAX_HTTP_HEAD = 16 * 1024
+# Pipelined requests parsed from one segment; a handful is what clients pipeline in practice.
+MAX_REQUESTS_PER_SEGMENT = 16
 # QUIC: the client's Initial(s) come in the first datagrams; look no further than this.
 QUIC_FIRST_DATAGRAMS = 4
 
@@ -418,17 +420,26 @@ class Observer:
             buf = payload
         else:
             return None  # body bytes, or a segment we joined mid-way
-        try:
-            req = parse_http_request(buf)
-        except DecodeError as e:
-            self._fail(e)
+        out: list[Observation] = []
+        # Several requests can share a segment (pipelining); each body is skipped by Content-Length.
+        for _ in range(MAX_REQUESTS_PER_SEGMENT):
+            try:
+                req = parse_http_request(buf)
+            except DecodeError as e:
+                self._fail(e)
+                flow.ext["http_carry"] = None
+                break
+            if req is None:
+                flow.ext["http_carry"] = buf if len(buf) < MAX_HTTP_HEAD else None
+                break
             flow.ext["http_carry"] = None
-            return None
-        if req is None:
-            flow.ext["http_carry"] = buf if len(buf) < MAX_HTTP_HEAD else None
-            return None
-        flow.ext["http_carry"] = None
-        return [self._obs("http", pkt, flow, d, req, req.fields())]
+            out.append(self._obs("http", pkt, flow, d, req, req.fields()))
+            length = req.header("content-length")
+            body = int(length) if length is not None and length.strip().isdigit() else 0
+            buf = buf[req.head_len + body :]
+            if not looks_like_http_request(buf[:16]):
+                break
+        return out or None
 
     # -- L2 / ICMPv6 ---------------------------------------------------------------------
 

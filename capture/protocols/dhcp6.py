@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass
 
 from capture.errors import DecodeError
-from capture.protocols._util import boundary, mac_text
+from capture.protocols._util import boundary, ipv6_text, mac_text
 
 # RFC 8415 §7.6: HOP_COUNT_LIMIT 8 relays, so at most 8 relay headers wrap a message.
 HOP_COUNT_LIMIT = 8
@@ -70,6 +70,12 @@ _HH = struct.Struct("!HH")
 _I = struct.Struct("!I")
 
 
+OPT_IA_NA = 3  # RFC 8415 §21.4
+OPT_IAADDR = 5  # RFC 8415 §21.6
+# Addresses kept per message: RFC 8415 allows several IA_NAs; a client asks for one or two.
+MAX_ADDRESSES = 8
+
+
 @dataclass(frozen=True, slots=True)
 class Dhcp6Message:
     msg_type: int
@@ -82,6 +88,7 @@ class Dhcp6Message:
     enterprise: int | None
     fqdn: str | None
     server_duid: bytes | None = None
+    addresses: tuple[str, ...] = ()
 
     @property
     def msg_type_name(self) -> str:
@@ -110,6 +117,7 @@ class Dhcp6Message:
             "enterprise": self.enterprise,
             "fqdn": self.fqdn,
             "options": list(self.options),
+            "addresses": list(self.addresses),
         }
 
 
@@ -198,6 +206,7 @@ def parse_dhcp6(payload: bytes) -> Dhcp6Message:
     vendor_class: str | None = None
     enterprise: int | None = None
     fqdn: str | None = None
+    addresses: list[str] = []
     off = start + CLIENT_HEADER_LEN
     while off < end:
         code, length = _HH.unpack_from(buf, off)
@@ -218,7 +227,22 @@ def parse_dhcp6(payload: bytes) -> Dhcp6Message:
             enterprise, vendor_class = _vendor_class(buf, vstart, stop)
         elif code == OPT_CLIENT_FQDN and fqdn is None:
             fqdn = _fqdn(buf, vstart, stop)
+        elif code == OPT_IA_NA and len(addresses) < MAX_ADDRESSES:
+            _ia_addresses(buf, vstart + 12, stop, addresses)
         off = stop
     return Dhcp6Message(
-        msg_type, xid, tuple(relays), tuple(order), duid, oro, vendor_class, enterprise, fqdn, server_duid
-    )
+        msg_type, xid, tuple(relays), tuple(order), duid, oro, vendor_class, enterprise, fqdn, server_duid,
+        tuple(addresses),
+    )  # fmt: skip
+
+
+def _ia_addresses(buf: bytes, off: int, end: int, out: list[str]) -> None:
+    """IAADDR options (RFC 8415 §21.6) inside an IA_NA's options area: the addresses assigned."""
+    while off + 4 <= end and len(out) < MAX_ADDRESSES:
+        code, length = _HH.unpack_from(buf, off)
+        stop = off + 4 + length
+        if stop > end:
+            raise DecodeError("dhcp6.option_overflow", f"IA_NA sub-option {code} of {length} bytes", off)
+        if code == OPT_IAADDR and length >= 24:
+            out.append(ipv6_text(buf[off + 4 : off + 20]))
+        off = stop

@@ -42,6 +42,7 @@ def test_golden_solicit_fields() -> None:
         "enterprise": 311,
         "fqdn": "laptop.example",
         "options": [1, 6, 8, 16, 39],
+        "addresses": [],
     }
     assert m.transaction_id == 0xABCDEF and m.relays == ()
 
