@@ -39,6 +39,14 @@ def fmt_short(value: Any) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.gmtime(float(value)))
 
 
+def fmt_span(first: Any, last: Any) -> str:
+    """`2026-09-07 07:30 → 07:54` (the day once when both ends share it), UTC."""
+    start, end = fmt_short(first), fmt_short(last)
+    if start[:10] == end[:10] and start != "-":
+        return f"{start} → {end[11:]}"
+    return f"{start} → {end}"
+
+
 def fmt_ago(seconds: Any) -> str:
     """A duration in the largest sensible unit (`42 s`, `7 min`, `3 h`, `12 d`)."""
     if seconds is None:
@@ -84,7 +92,13 @@ def make_environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        when=fmt_time, short=fmt_short, ago=fmt_ago, bytes=fmt_bytes, number=fmt_number, sevname=charts.severity_name
+        when=fmt_time,
+        short=fmt_short,
+        span=fmt_span,
+        ago=fmt_ago,
+        bytes=fmt_bytes,
+        number=fmt_number,
+        sevname=charts.severity_name,
     )
     env.globals.update(sevcolour=charts.severity_colour, device_url=device_url)
     return env
