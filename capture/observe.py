@@ -436,7 +436,8 @@ class Observer:
             out.append(self._obs("http", pkt, flow, d, req, req.fields()))
             length = req.header("content-length")
             body = int(length) if length is not None and length.strip().isdigit() else 0
-            buf = buf[req.head_len + body :]
+            # RFC 9112 §2.2: empty lines before a request line are ignored.
+            buf = buf[req.head_len + body :].lstrip(b"\r\n")
             if not looks_like_http_request(buf[:16]):
                 break
         return out or None

@@ -15,12 +15,7 @@ from tests.conftest import CORPORA
 from .suricata_verify import iter_test_dirs, run_test
 
 # Tests that fail because of capture-side gaps, not the engine; each names the cause.
-PIPELINE_GAPS = {
-    "detect-pcre/detect-pcre-03": "the HTTP observer reports only the first request of a connection "
-    "(the second, pipelined in the same segment, carries /two/)",
-    "tcp-fastopen-01": "TCP Fast Open: SYN payload is reassembled from seq+1, losing its first byte, so the "
-    "request in the SYN is not parsed as HTTP",
-}
+PIPELINE_GAPS: dict[str, str] = {}  # none left: TFO and pipelined requests are handled
 DIRS = list(iter_test_dirs(CORPORA)) if CORPORA.is_dir() else []
 
 
