@@ -45,6 +45,7 @@ from agent.wire import to_wire
 from capture.bpf import BpfError
 from capture.flows import FlowConfig
 from capture.live import Block, CaptureStats, LiveCaptureError, LiveConfig, LiveSource
+from telemetry.errors import ConfigError
 from telemetry.schema import Event
 from telemetry.shipper import Shipper
 
@@ -609,8 +610,12 @@ class Daemon:
             return 1
         self.pipeline = LivePipeline(cfg.pipeline, self.knowledge)
         if cfg.collector is not None:
-            self.shipper = Shipper(cfg.collector)
-            await self.shipper.start()
+            try:
+                self.shipper = Shipper(cfg.collector)
+                await self.shipper.start()
+            except (ConfigError, OSError) as exc:
+                log.error("cannot start the shipper (spool %s): %s", cfg.collector.spool_dir, exc)
+                return 1
         else:
             log.warning("no [collector] table: events stay on this site")
         try:

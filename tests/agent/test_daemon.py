@@ -435,3 +435,14 @@ async def test_pseudonymise_profile_applies_before_shipping(collector: Collector
     master = read_key(key)
     assert stored <= set(records) and all(verify(master, records[m]) for m in stored)
     assert {records[m].value for m in stored} == macs
+
+
+async def test_an_unwritable_spool_is_a_clear_start_error(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the spool folder should be\n")
+    table = '[collector]\nurl = "http://127.0.0.1:9"\nagent_id = "a1"\nsite = "s1"\nsecret = "x"\n'
+    config = load_config(_config(tmp_path, GOOD + table + f'spool_dir = "{blocker}/spool"\n'))
+    source = PcapSource(SCHOOL)
+    status = await Daemon(config, source_factory=lambda ifaces, cfg: source).run()
+    assert status == 1 and source.pos == 0
+    assert any("cannot start the shipper" in r.getMessage() and "not-a-dir" in r.getMessage() for r in caplog.records)
