@@ -446,3 +446,67 @@ async def test_an_unwritable_spool_is_a_clear_start_error(tmp_path: Path, caplog
     status = await Daemon(config, source_factory=lambda ifaces, cfg: source).run()
     assert status == 1 and source.pos == 0
     assert any("cannot start the shipper" in r.getMessage() and "not-a-dir" in r.getMessage() for r in caplog.records)
+
+
+class StuckSource(PcapSource):
+    """A capture whose reads hang once `stuck` is set (a wedged stage), until `release` is set."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        import threading
+
+        self.stuck = threading.Event()
+        self.release = threading.Event()
+
+    def read_tagged_block(self, timeout: float | None = None) -> Block | None:
+        if self.stuck.is_set():
+            self.release.wait()
+        return super().read_tagged_block(timeout)
+
+
+async def test_watchdog_pings_at_half_the_interval_and_stop_when_the_pipeline_is_stuck(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    import agent.daemon as daemon_mod
+    from agent.sdnotify import Notifier
+
+    monkeypatch.setattr(daemon_mod, "STALL_TICKS", 1)  # stuck after one tick (1 s) instead of ten
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.setblocking(False)
+
+    def drain() -> list[str]:
+        out = []
+        while True:
+            try:
+                out.append(sock.recv(4096).decode())
+            except BlockingIOError:
+                return out
+
+    notifier = Notifier({"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "400000"})
+    source = StuckSource(SCHOOL)
+    daemon = Daemon(load_config(_config(tmp_path, GOOD)), notifier=notifier, source_factory=lambda i, c: source)
+    run = asyncio.create_task(daemon.run())
+    try:
+        await asyncio.sleep(1.0)
+        healthy = [m for m in drain() if m == "WATCHDOG=1"]
+        source.stuck.set()
+        await asyncio.sleep(1.5)
+        drain()
+        await asyncio.sleep(1.0)
+        stalled = [m for m in drain() if m == "WATCHDOG=1"]
+        source.release.set()
+        await asyncio.sleep(0.5)
+        drain()
+        await asyncio.sleep(0.6)
+        again = [m for m in drain() if m == "WATCHDOG=1"]
+        print(f"WATCHDOG=1 per second: healthy {len(healthy)}, stuck {len(stalled)}, recovered {len(again) / 0.6:.0f}")
+        assert len(healthy) >= 4 and stalled == [] and len(again) >= 2
+    finally:
+        source.release.set()
+        daemon.stop()
+        assert await asyncio.wait_for(run, 30) == 0
+        sock.close()
