@@ -163,3 +163,55 @@ def test_ja4_tls_record(corpora: Path) -> None:
     assert [r["tls"]["ja4"] for r in tls] == ["t12i1810s1_27d4652c4487_06a4338d0495"]
     assert tls[0]["tls"]["ja3"]["hash"] == "308b0bd904abbef5e0034a1ff7a78920"
     assert tls[0]["tls"]["version"] == "TLS 1.2"
+
+
+@pytest.mark.corpora
+def test_ssh_records_agree_with_foxio(corpora: Path) -> None:
+    """EVE `ssh` client/server HASSH and versions against FoxIO's ja4 expected `ssh_extras`."""
+    ja4 = corpora / "ja4"
+    compared = agreed = 0
+    diffs = []
+    for expected_file in sorted((ja4 / "expected" / "python").glob("*.json")):
+        streams = [s for s in json.loads(expected_file.read_text()) if s.get("ssh_extras")]
+        if not streams:
+            continue
+        pcap = ja4 / "pcap" / expected_file.name.removesuffix(".json")
+        records = [
+            r
+            for r in EveConverter().convert_all(replay_events([str(pcap)], PipelineConfig()))
+            if r["event_type"] == "ssh"
+        ]
+        for stream in streams:
+            client = (stream["src"], int(stream["srcport"]), stream["dst"], int(stream["dstport"]))
+            mine = [
+                r
+                for r in records
+                if {(r["src_ip"], r["src_port"]), (r["dest_ip"], r["dest_port"])} == {client[:2], client[2:]}
+            ]
+            sides: dict[str, dict[str, Any]] = {}
+            for r in mine:
+                for side, body in r["ssh"].items():
+                    sides.setdefault(side, {}).update(body)
+            extras = stream["ssh_extras"]
+            checks = [
+                ("hassh", extras.get("hassh"), sides.get("client", {}).get("hassh", {}).get("hash")),
+                ("hassh_server", extras.get("hassh_server"), sides.get("server", {}).get("hassh", {}).get("hash")),
+            ]
+            for side, key in (("client", "ssh_protocol_client"), ("server", "ssh_protocol_server")):
+                got = sides.get(side, {})
+                if got.get("proto_version"):
+                    banner = f"SSH-{got['proto_version']}-{got['software_version']}"
+                    checks.append((key, str(extras.get(key, "")).split(" ")[0], banner))
+            for name, theirs, ours in checks:
+                if not theirs:
+                    continue
+                compared += 1
+                if theirs == ours:
+                    agreed += 1
+                else:
+                    diffs.append(f"{pcap.name} {name}: veille {ours!r} foxio {theirs!r}")
+    print(f"EVE ssh fields agreement with FoxIO ja4 ssh_extras: {agreed}/{compared}")
+    for d in diffs:
+        print("  differs:", d)
+    assert compared >= 8
+    assert agreed / compared >= 0.9, diffs
