@@ -127,7 +127,12 @@ def test_eve_fields_agree_with_suricata_verify(corpora: Path) -> None:
         print("  differs:", d)
     assert not shape_problems, shape_problems[:20]
     assert compared >= 40
-    assert agreed / compared >= 0.95, disagreements
+    # Conversion-only fields (no detection timing or flow-table choices involved) must agree exactly.
+    for kind in ("dhcp", "tls", "quic"):
+        assert by_type[kind][0] == by_type[kind][1] > 0, (kind, disagreements)
+    # Overall: the rest differ where Veille's engine decides differently (alert pcap_cnt: Suricata alerts on
+    # the packet that ACKs reassembled stream data, Veille on the packet carrying it), see docs/siem.md.
+    assert agreed / compared >= 0.9, disagreements
 
 
 @pytest.mark.corpora
