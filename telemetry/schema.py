@@ -200,6 +200,7 @@ class HealthEvent(_Event, frozen=True, tag="health"):
     auth_refused: Counters = {}
     events_invalid: Count = 0
     alarms: Annotated[list[Text], Meta(max_length=64)] = []
+    privacy_profile: Label | None = None  # the profile the agent applies: full, pseudonymised, minimal
 
 
 class ObservationEvent(_Event, frozen=True, tag="obs"):

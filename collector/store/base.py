@@ -306,13 +306,37 @@ class SqlStore(abc.ABC):
         out: dict[str, Row] = {}
 
         def site_row(name: str) -> Row:
-            return out.setdefault(name, {"site": name, "agents": 0, "last_seen": None, "devices": 0, "alerts": 0})
+            return out.setdefault(
+                name,
+                {
+                    "site": name,
+                    "agents": 0,
+                    "last_seen": None,
+                    "devices": 0,
+                    "alerts": 0,
+                    "privacy_profiles": [],
+                    "pseudonymised_devices": 0,
+                },
+            )
 
         for r in await self._fetch(
             f"SELECT site, COUNT(*) AS n, MAX(last_seen) AS last_seen FROM agents WHERE 1 = 1{clause} GROUP BY site",
             params,
         ):
             site_row(r["site"]).update(agents=int(r["n"]), last_seen=r["last_seen"])
+        # The privacy profile each agent reports applying, from its latest health event.
+        for r in await self._fetch(f"SELECT site, health FROM agents WHERE health IS NOT NULL{clause}", params):
+            try:
+                profile = json.loads(r["health"]).get("privacy_profile")
+            except (ValueError, AttributeError):
+                profile = None
+            row = site_row(r["site"])
+            if isinstance(profile, str) and profile not in row["privacy_profiles"]:
+                row["privacy_profiles"] = sorted([*row["privacy_profiles"], profile])
+        for r in await self._fetch(
+            f"SELECT site, COUNT(*) AS n FROM devices WHERE pseudonymised{clause} GROUP BY site", params
+        ):
+            site_row(r["site"])["pseudonymised_devices"] = int(r["n"])
         for table in ("devices", "alerts"):
             for r in await self._fetch(
                 f"SELECT site, COUNT(*) AS n FROM {table} WHERE 1 = 1{clause} GROUP BY site", params
