@@ -31,7 +31,7 @@ from typing import Any, Final
 import msgspec
 
 from telemetry.community import community_id as compute_community_id
-from telemetry.schema import Event, ObservationEvent, event_type
+from telemetry.schema import DeviceEvent, Event, ObservationEvent, event_type
 
 EveRecord = dict[str, Any]
 
@@ -162,12 +162,15 @@ def flatten(event: Event | Mapping[str, Any]) -> dict[str, Any]:
     """A wire Struct or replay dict as a replay-shaped dict (`type` plus docs/events.md field names)."""
     if isinstance(event, Mapping):
         return dict(event)
-    body: dict[str, Any] = msgspec.to_builtins({name: getattr(event, name) for name in event.__struct_fields__})
     if isinstance(event, ObservationEvent):
-        flat = {k: body[k] for k in _OBS_COMMON if body.get(k) is not None}
-        flat.update(body.get("fields") or {})
+        flat = {k: v for k in _OBS_COMMON if (v := getattr(event, k)) is not None}
+        flat.update(event.fields)
         flat["type"] = event.kind
         return flat
+    # Only a device holds nested Structs (names, os, evidence); the others are flat and copied shallowly.
+    body: dict[str, Any] = msgspec.structs.asdict(event)
+    if isinstance(event, DeviceEvent):
+        body = msgspec.to_builtins(body)
     body["type"] = event_type(event)
     return body
 
