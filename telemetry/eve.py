@@ -23,6 +23,7 @@ import base64
 import binascii
 import hashlib
 import ipaddress
+import struct
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -197,7 +198,7 @@ def _header(ev: Mapping[str, Any], kind: str, ts: float, src: Any, sport: Any, d
     if cid is None and src and dst and proto is not None and sport is not None and dport is not None:
         try:
             cid = compute_community_id(proto, src, int(sport), dst, int(dport))
-        except ValueError:
+        except (ValueError, TypeError, OverflowError, struct.error):  # not a 5-tuple Community ID can hash
             cid = None
     rec: EveRecord = {"timestamp": timestamp(ts), "flow_id": flow_id(cid, src, dst)}
     if ev.get("pkt") is not None:

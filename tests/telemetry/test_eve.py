@@ -136,7 +136,7 @@ KEYS = [
 ]
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(st.sampled_from(KINDS), st.dictionaries(st.sampled_from(KEYS), JSONISH, max_size=8))
 def test_hostile_observation_fields_give_a_record_or_eve_error(kind: str, fields: dict[str, Any]) -> None:
     try:
