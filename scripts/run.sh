@@ -13,7 +13,7 @@ fi
 if [ "${1:-}" = "--replay" ]; then
     exec .venv/bin/veille replay pcaps/school_morning.pcap --format table
 fi
-if .venv/bin/python -c "import agent.demo" 2>/dev/null; then
+if .venv/bin/python -c "import veille.demo" 2>/dev/null; then
     exec .venv/bin/veille demo "$@"
 fi
 exec .venv/bin/veille replay pcaps/school_morning.pcap --format table

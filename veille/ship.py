@@ -10,9 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
+
+from agent.health import HealthInputs, HealthMonitor
 from agent.pipeline import Pipeline, PipelineConfig, replay_frames
 from agent.wire import to_wire
 from capture.errors import CaptureFileError
@@ -52,10 +56,22 @@ def run_ship(args: argparse.Namespace, cfg: PipelineConfig, privacy: Any = None)
     status = [0]
     stats: dict[str, Any] = {}
 
+    monitor = HealthMonitor()
+    by_type: Counter[str] = Counter()
+
     def events() -> Iterator[Event]:
         for e in _events(pipeline, args.files, status):
             if e["type"] == "stats":
                 stats.update(e)
+                # One health report at the end, so the collector knows this agent's packets and cost.
+                health = monitor.event(
+                    HealthInputs(packets=int(e["packets"]), devices=by_type["device"], events_by_type=dict(by_type))
+                )
+                if privacy is not None:
+                    health = msgspec.structs.replace(health, privacy_profile=privacy.filter.config.profile)
+                yield health
+                continue
+            by_type[e["type"]] += 1
             if privacy is not None:  # the site's privacy profile (agent/reveal.py SitePrivacy)
                 e = privacy.filter.apply(e)
                 if e is None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from .conftest import T0, Harness, alert, device, flow, health
 
 
@@ -172,3 +174,13 @@ async def test_unknown_paths_and_methods_answer_json(harness: Harness) -> None:
     assert (status, body["error"]) == (404, "not_found")
     status, body = await h.get("/api/v1/ingest", None)
     assert (status, body["error"]) == (405, "method_not_allowed")
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/devices?q=%00", "/api/v1/devices/a%00/b", "/api/v1/alerts?mac=%00", "/api/v1/sites?x=%00"]
+)
+async def test_nul_characters_are_a_400_not_a_500(harness: Harness, path: str) -> None:
+    token = await harness.token("admin")
+    status, body = await harness.get(path, token)
+    assert status == 400, body
+    assert "NUL" in body["detail"]
