@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from collector.api import bad_parameter, principal
 from collector.fleet.store import TARGET_KINDS, FleetError, FleetStore
-from collector.keys import CONFIG, STORE
+from collector.keys import CONFIG, LIMITER, STORE
+from collector.ratelimit import retry_after
 from telemetry.bundle import MAX_TOTAL, BundleError, open_bundle
 from telemetry.errors import TelemetryError
 from telemetry.signing import AgentCredential, verify
@@ -185,6 +186,12 @@ async def _agent(request: web.Request) -> tuple[str, str]:
     except TelemetryError as exc:
         raise _error(web.HTTPUnauthorized, "unauthorized", str(exc)) from None
     assert record is not None
+    # The ingest limiter's rate per agent, in a bucket of its own so polls never take ingest's tokens.
+    wait = request.app[LIMITER].take(f"fleet:{record.agent_id}", time.monotonic())
+    if wait > 0:
+        refused = _error(web.HTTPTooManyRequests, "rate_limited", "too many fleet requests for this agent")
+        refused.headers["Retry-After"] = retry_after(wait)
+        raise refused
     return record.agent_id, record.site
 
 

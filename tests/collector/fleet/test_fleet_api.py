@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ import pytest
 from collector.app import create_app, run_collector
 from collector.fleet import FLEET, setup_fleet
 from telemetry import bundle as tb
-from tests.collector.conftest import Harness, config_for
+from telemetry.signing import sign
+from tests.collector.conftest import Harness, config_for, flow
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -105,3 +107,21 @@ async def test_upload_refusals_name_the_problem(served, tmp_path: Path) -> None:
     assert status == 400 and body["field"] == "body"
     audit = await h.store.fetch("SELECT path, status FROM audit WHERE path LIKE '/api/v1/bundles%' ORDER BY id")
     assert [r["status"] for r in audit] == [422, 400, 400]
+
+
+async def test_agent_polls_are_rate_limited_apart_from_ingest(tmp_path: Path) -> None:
+    config = config_for(str(tmp_path / "c.db"), rate=1.0, burst=2)
+    app = create_app(config)
+    setup_fleet(app)
+    async with run_collector(config, app) as running, aiohttp.ClientSession() as session:
+        h = Harness(running, session, {})
+        agent = await h.agent("site-a", "agent-r")
+        statuses = []
+        for _ in range(4):
+            headers = sign(agent.agent_id, agent.secret, b"", time.time())
+            async with session.get(f"{h.url}/fleet/v1/assignment", headers=headers) as r:
+                statuses.append(r.status)
+                if r.status == 429:
+                    assert int(r.headers["Retry-After"]) >= 1 and (await r.json())["error"] == "rate_limited"
+        assert statuses[:2] == [200, 200] and 429 in statuses[2:]
+        assert (await h.send(agent, [flow(1)]))["status"] == "ok"  # ingest has its own bucket
