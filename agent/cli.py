@@ -3,6 +3,8 @@
 `veille agent run [--config FILE]` runs the daemon (agent.daemon) until SIGTERM; exit status 0 after
 a clean stop, 1 when the configuration, the rules or the capture cannot start, 2 on bad usage.
 `veille agent check-config FILE` prints every problem with its key path and exits 1 if any.
+`veille agent reveal ...` and `veille agent pseudonym ...` (site-only pseudonym look-ups) belong to
+agent/reveal.py and are passed through.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from agent.config import DEFAULT_PATH, ConfigInvalid, check_config, load_config
+
+# Subcommands whose parsers live in their own module: name -> (module, function(argv) -> int).
+DELEGATED = {"reveal": ("agent.reveal", "main"), "pseudonym": ("agent.reveal", "pseudonym_main")}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="print every problem in a config file, with its key path")
     check.add_argument("file", metavar="FILE")
     check.add_argument("--json", action="store_true", help="print the problems as a JSON list")
+    sub.add_parser("reveal", help="map pseudonyms back to what they stand for (see: veille agent reveal --help)")
+    sub.add_parser("pseudonym", help="the pseudonym the centre holds for a value (see: veille agent pseudonym --help)")
     return parser
 
 
@@ -86,8 +93,14 @@ def run(
 
 def main(argv: Sequence[str]) -> int:
     """Entry point of `veille agent ...`; returns the exit status."""
+    argv = list(argv)
+    if argv and argv[0] in DELEGATED:
+        import importlib
+
+        module, function = DELEGATED[argv[0]]
+        return int(getattr(importlib.import_module(module), function)(argv[1:]))
     try:
-        args = _parser().parse_args(list(argv))
+        args = _parser().parse_args(argv)
     except SystemExit as exc:  # --help or a usage error, already printed by argparse
         return exc.code if isinstance(exc.code, int) else 2
     if args.command == "check-config":

@@ -510,3 +510,17 @@ async def test_watchdog_pings_at_half_the_interval_and_stop_when_the_pipeline_is
         daemon.stop()
         assert await asyncio.wait_for(run, 30) == 0
         sock.close()
+
+
+def test_reveal_and_pseudonym_are_reachable_through_veille_agent(tmp_path: Path) -> None:
+    from agent.privacy import MAC, pseudonym
+    from agent.reveal import new_key, read_key
+
+    key = tmp_path / "k"
+    new_key(key)
+    at = 1_700_000_000.0
+    done = _veille("agent", "pseudonym", "02:00:00:00:00:01", "--class", "mac", "--key-file", str(key), "--at", str(at))
+    assert done.returncode == 0, done.stderr
+    period = int(at // (30 * 86400))
+    assert pseudonym(read_key(key), period, MAC, "02:00:00:00:00:01") in done.stdout
+    assert _veille("agent", "reveal", "--help").returncode == 0
