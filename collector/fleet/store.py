@@ -14,7 +14,9 @@ digest, mod 100) is below the percentage; agents outside the stage keep the prev
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -27,6 +29,52 @@ TARGET_KINDS: Final = ("site", "group")
 # Settings a collector may manage centrally (docs/fleet.md); anything else is refused by name.
 SETTING_KEYS: Final = ("privacy_profile", "home_net", "dhcp_servers", "resolvers", "closed_segments")
 PERCENT_ALL: Final = 100
+# Privacy profiles an agent knows (agent/privacy.py PROFILES, docs/privacy.md).
+PRIVACY_PROFILES: Final = ("full", "pseudonymised", "minimal")
+# Entries per list setting: telemetry.schema.MAX_ITEMS, the cap on every list an agent sends.
+MAX_SETTING_ITEMS: Final = 256
+_MAC_RE: Final = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+
+def _network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def _address_or_mac(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return bool(_MAC_RE.match(text.lower()))
+    return True
+
+
+_LIST_CHECKS: Final = {
+    "home_net": (_network, "a CIDR"),
+    "closed_segments": (_network, "a CIDR"),
+    "dhcp_servers": (_address_or_mac, "an IP address or MAC"),
+    "resolvers": (_address_or_mac, "an IP address"),
+}
+
+
+def check_settings(settings: dict[str, Any]) -> None:
+    """FleetError naming the first bad key or entry (`settings.home_net[2]: ...`)."""
+    for key, value in settings.items():
+        if key not in SETTING_KEYS:
+            raise FleetError(f"settings.{key}: not a managed setting ({', '.join(SETTING_KEYS)})")
+        if key == "privacy_profile":
+            if value not in PRIVACY_PROFILES:
+                raise FleetError(f"settings.privacy_profile: expected one of {', '.join(PRIVACY_PROFILES)}")
+            continue
+        check, what = _LIST_CHECKS[key]
+        if not isinstance(value, list) or len(value) > MAX_SETTING_ITEMS:
+            raise FleetError(f"settings.{key}: expected a list of at most {MAX_SETTING_ITEMS} entries")
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or not check(item):
+                raise FleetError(f"settings.{key}[{i}]: {str(item)[:60]!r} is not {what}")
 
 
 def _ddl(blob: str) -> tuple[str, ...]:
@@ -224,9 +272,7 @@ class FleetStore:
         """Replace the central settings of a site or group; unknown keys are refused by name."""
         if kind not in TARGET_KINDS:
             raise FleetError(f"target kind {kind!r}: expected site or group")
-        unknown = sorted(set(settings) - set(SETTING_KEYS))
-        if unknown:
-            raise FleetError(f"settings.{unknown[0]}: not a managed setting ({', '.join(SETTING_KEYS)})")
+        check_settings(settings)
         await self._exec(
             [
                 ("DELETE FROM fleet_settings WHERE target_kind = ? AND target = ?", (kind, target)),

@@ -206,6 +206,12 @@ async def test_site_settings_group_then_site(fleet_harness) -> None:  # type: ig
         assert r.status == 200
     async with h.session.put(f"{h.url}/api/v1/fleet/settings/site/school-a", json={"bogus": 1}, headers=headers) as r:
         assert r.status == 422 and "settings.bogus" in (await r.json())["detail"]
+    bad = {"home_net": ["192.0.2.0/24", "not-a-net"]}
+    async with h.session.put(f"{h.url}/api/v1/fleet/settings/site/school-a", json=bad, headers=headers) as r:
+        assert r.status == 422 and "settings.home_net[1]" in (await r.json())["detail"]
+    bad = {"privacy_profile": "everything"}
+    async with h.session.put(f"{h.url}/api/v1/fleet/settings/site/school-a", json=bad, headers=headers) as r:
+        assert r.status == 422 and "settings.privacy_profile" in (await r.json())["detail"]
     p = BundlePoller(
         FleetConfig.from_mapping(
             {"public_key": public, "state_dir": "/nonexistent-ok"},
