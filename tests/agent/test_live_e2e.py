@@ -637,3 +637,104 @@ def test_kernel_neighbour_table_binds_addresses_for_the_inventory(
     assert len(syns) == 2
     assert devices["02:00:00:00:00:50"]["ips"] == ["192.0.2.50"]
     assert "02:00:00:00:00:51" not in devices
+
+
+SANDBOXED = r"""
+import ctypes, errno, sys
+names = sys.stdin.read().split()
+families = [int(f) for f in sys.argv[1].split(",")]
+lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+lib.seccomp_init.restype = ctypes.c_void_p
+lib.seccomp_init.argtypes = [ctypes.c_uint32]
+lib.seccomp_rule_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint]
+lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+lib.seccomp_load.argtypes = [ctypes.c_void_p]
+class ArgCmp(ctypes.Structure):  # struct scmp_arg_cmp
+    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_uint), ("a", ctypes.c_uint64), ("b", ctypes.c_uint64)]
+lib.seccomp_rule_add_array.argtypes = [
+    ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint, ctypes.POINTER(ArgCmp)
+]
+ALLOW, EQ = 0x7FFF0000, 4
+ctx = lib.seccomp_init(0x00050000 | errno.EPERM)  # SystemCallErrorNumber=EPERM
+for name in names:
+    nr = lib.seccomp_syscall_resolve_name(name.encode())
+    if nr < 0:
+        continue
+    if name == "socket":  # RestrictAddressFamilies=
+        for family in families:
+            assert lib.seccomp_rule_add_array(ctx, ALLOW, nr, 1, ctypes.byref(ArgCmp(0, EQ, family, 0))) == 0
+        continue
+    assert lib.seccomp_rule_add(ctx, ALLOW, nr, 0) == 0, name
+assert ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0) == 0  # NoNewPrivileges=yes
+assert lib.seccomp_load(ctx) == 0
+from veille.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_agent_runs_unprivileged_under_the_units_sandbox(veth: Veth, collector: Collector) -> None:
+    """As veille-agent.service runs it: an unprivileged user with CAP_NET_RAW and CAP_NET_ADMIN only, the
+    unit's system call filter and address families, no new privileges."""
+    import shutil
+    import stat
+    import tempfile
+
+    from tests.systemd.test_sandbox import unit_allow_list, unit_families
+
+    tool, setpriv = shutil.which("systemd-analyze"), shutil.which("setpriv")
+    if tool is None or setpriv is None:
+        pytest.skip("needs systemd-analyze and setpriv")
+    if not Path("/lib/x86_64-linux-gnu/libseccomp.so.2").exists() and not shutil.which("scmp_sys_resolver"):
+        pytest.skip("libseccomp is not installed")
+    # pytest's own temp folders are root-only; the unprivileged agent gets a state folder of its own.
+    state = Path(tempfile.mkdtemp(prefix="veille-sandbox-"))
+    try:
+        state.chmod(0o755)
+        for sub in ("spool", "events"):
+            (state / sub).mkdir()
+            os.chown(state / sub, 65534, 65534)
+        config = agent_config(
+            state, veth.cap, enrol(collector, state).replace(str(state / "spool"), str(state / "spool"))
+        )
+        os.chown(config, 65534, 65534)
+        config.chmod(stat.S_IRUSR)
+        (state / "collector.toml").unlink()
+        truth = replay_truth(SCHOOL)
+        log = state / "agent.log"
+        events = state / "events" / "events.jsonl"
+        with log.open("wb") as handle:
+            proc = subprocess.Popen(
+                [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+                 "--inh-caps=-all,+net_raw,+net_admin", "--ambient-caps=-all,+net_raw,+net_admin",
+                 "--bounding-set=-all,+net_raw,+net_admin",
+                 sys.executable, "-c", SANDBOXED, ",".join(map(str, unit_families())),
+                 "agent", "run", "--config", str(config), "--events", str(events)],
+                stdin=subprocess.PIPE, stdout=handle, stderr=handle, env=_env(), cwd=state,
+            )  # fmt: skip
+        assert proc.stdin is not None
+        proc.stdin.write(" ".join(sorted(unit_allow_list(tool))).encode())
+        proc.stdin.close()
+        agent = Agent(proc, log, events)
+        try:
+            agent.wait_log(r'"msg": "capturing"')
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+            caps = int(re.search(r"CapEff:\s*(\w+)", status).group(1), 16)  # type: ignore[union-attr]
+            uid = int(re.search(r"Uid:\s*(\d+)", status).group(1))  # type: ignore[union-attr]
+            veth.replay(SCHOOL)
+            health = wait_for(
+                "every packet", lambda: [h for h in collector.health() if h.get("packets") == truth["packets"]]
+            )
+            devices = wait_for(
+                "devices", lambda: collector.devices("test") >= truth["macs"] and collector.devices("test")
+            )
+            assert agent.stop() == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        print(f"sandboxed agent: uid {uid}, CapEff {caps:#x}, {health[-1]['packets']} packets, {len(devices)} devices")
+        assert uid == 65534 and caps == (1 << 13) | (1 << 12)  # CAP_NET_RAW | CAP_NET_ADMIN
+        assert devices == truth["macs"]
+        assert not [r for r in agent.log_lines() if r.get("level") == "error"]
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
