@@ -340,8 +340,10 @@ async def test_daemon_in_process_ships_reloads_and_stops_cleanly(collector: Coll
     rules.write_text(LAN_RULES.read_text())
     assert await daemon.reload() is True and daemon.health.reload_error is None
     # Pipeline timeouts apply live; a new interface list waits for a restart.
-    path.write_text(path.read_text().replace('["eth1"]', '["eth2"]') + "[pipeline]\nudp_timeout = 7.0\n")
+    text = path.read_text().replace('["eth1"]', '["eth2"]\nbpf = "not tcp port 22"')
+    path.write_text(text + "[pipeline]\nudp_timeout = 7.0\n")
     assert await daemon.reload() is True
+    assert source.filters == ["not tcp port 22"]  # swapped on the open sockets, capture not reopened
     assert daemon.pipeline is not None and daemon.pipeline.flows.config.udp_timeout == 7.0
     assert 7.0 in daemon.pipeline.flows._timeouts
     assert daemon.config.capture.interfaces == ["eth1"] and daemon.config.pipeline.udp_timeout == 7.0
