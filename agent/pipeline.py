@@ -26,6 +26,8 @@ from signatures.hassh import hassh, hassh_server
 from signatures.ja3 import ja3, ja3s
 from signatures.ja4 import ja4
 
+# Distinct SYN signatures whose p0f label is remembered (a school LAN shows a few hundred).
+P0F_CACHE_SIZE = 4096
 # Debian's p0f package installs its database here.
 DEFAULT_P0F_PATH = "/etc/p0f/p0f.fp"
 
@@ -69,6 +71,7 @@ class Pipeline:
         self._next_expire = 0.0
         self.files = 0
         self._p0f: Any = None
+        self._p0f_cache: dict[Any, str | None] = {}
         if c.fingerprints and c.p0f_path and os.path.exists(c.p0f_path):
             from signatures.p0f import P0fDatabase
 
@@ -212,12 +215,23 @@ class Pipeline:
                         # p0f matches a SYN+ACK's window against the SYN's MSS (mss*N windows).
                         syn_mss = flow.ext.get("syn_mss", 0)
                 try:
-                    m = self._p0f.match(tcp_signature(o.pkt), synack=f["synack"], syn_mss=syn_mss)
+                    sig = tcp_signature(o.pkt)
                 except DecodeError as e:
                     self.errors[e.reason] += 1
-                    m = None
-                if m is not None:
-                    label = m.text
+                    sig = None
+                if sig is not None:
+                    # A site's hosts send the same few signatures over and over: remember the answers.
+                    key = (
+                        sig.ver, sig.ttl, sig.olen, sig.mss, sig.wsize, sig.scale, sig.olayout, sig.eol_pad,
+                        sig.quirks, sig.pclass, sig.tot_hdr, f["synack"], syn_mss,
+                    )  # fmt: skip
+                    label = self._p0f_cache.get(key, "")
+                    if label == "":
+                        m = self._p0f.match(sig, synack=f["synack"], syn_mss=syn_mss)
+                        label = m.text if m is not None else None
+                        if len(self._p0f_cache) >= P0F_CACHE_SIZE:
+                            self._p0f_cache.clear()
+                        self._p0f_cache[key] = label
             f["p0f"] = label
 
     def _flows_ended(self) -> None:

@@ -562,12 +562,13 @@ OBSERVATIONS: Final[dict[str, dict[str, Any]]] = {
     },
     "dhcp6": {
         "msg_type": KEEP, "msg_type_name": KEEP, "duid": IDENT, "duid_type": KEEP, "duid_mac": MAC, "oro": _INTS,
-        "vendor_class": KEEP, "enterprise": KEEP, "fqdn": NAME, "options": _INTS,
+        "vendor_class": KEEP, "enterprise": KEEP, "fqdn": NAME, "options": _INTS, "addresses": ListOf(IP),
     },
     "dns": {
         "proto_name": KEEP, "id": KEEP, "response": KEEP, "query": DNS_NAME, "qtype": KEEP,
         "queries": ListOf(DNS_NAME), "rcode": KEEP,
         "answers": ListOf(Item({"name": DNS_NAME, "type": KEEP, "ttl": KEEP, "data": _ANSWER_DATA}, ("name",))),
+        "additionals": ListOf(Item({"name": DNS_NAME, "type": KEEP, "ttl": KEEP, "data": _ANSWER_DATA}, ("name",))),
     },
     "nbns": {"name": NAME, "suffix": KEEP, "response": KEEP, "opcode": KEEP},
     "ssdp": {
