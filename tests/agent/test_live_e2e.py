@@ -109,18 +109,20 @@ class Collector:
 
 def start_collector(tmp: Path) -> Collector:
     db = tmp / "collector.sqlite"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "collector", "serve", "--db", str(db), "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=_env(),
-        cwd=tmp,
-    )
+    err = tmp / "collector.err"
+    with err.open("wb") as handle:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "collector", "serve", "--db", str(db), "--listen", "127.0.0.1:0"],
+            stdout=subprocess.PIPE,
+            stderr=handle,
+            text=True,
+            env=_env(),
+            cwd=tmp,
+        )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     match = re.search(r"(https?://\S+)", line)
-    assert match, f"collector printed {line!r}"
+    assert match, f"collector printed {line!r}; stderr: {err.read_text()[-2000:]}"
     return Collector(match.group(1).rstrip("/"), db, proc)
 
 
