@@ -526,3 +526,27 @@ def test_reveal_and_pseudonym_are_reachable_through_veille_agent(tmp_path: Path)
     period = int(at // (30 * 86400))
     assert pseudonym(read_key(key), period, MAC, "02:00:00:00:00:01") in done.stdout
     assert _veille("agent", "reveal", "--help").returncode == 0
+
+
+async def test_reload_switches_the_privacy_profile_or_keeps_the_old_one(tmp_path: Path) -> None:
+    from agent.reveal import new_key
+
+    path = _config(tmp_path, GOOD)
+    source = PcapSource(SCHOOL)
+    daemon = Daemon(load_config(path), source_factory=lambda ifaces, cfg: source)
+    run = asyncio.create_task(daemon.run())
+    try:
+        await _until("running", lambda: daemon.worker is not None)
+        assert daemon.privacy is None  # standard: events leave as seen
+        key = tmp_path / "k"
+        path.write_text(GOOD + f'[privacy]\nprofile = "pseudonymise"\nkey_file = "{key}"\n')
+        assert await daemon.reload() is False  # the key file does not exist yet
+        assert "privacy.key_file" in (daemon.health.reload_error or "") and daemon.privacy is None
+        new_key(key)
+        assert await daemon.reload() is True
+        assert daemon.privacy is not None and daemon.privacy.filter.config.profile == "pseudonymised"
+        event = daemon.privacy.filter.apply({"type": "flow", "ts_start": 1.0, "src_mac": "02:00:00:00:00:01"})
+        assert event["src_mac"].startswith("pm:")
+    finally:
+        daemon.stop()
+        assert await asyncio.wait_for(run, 30) == 0
