@@ -18,6 +18,10 @@ from typing import TextIO
 
 from agent.config import DEFAULT_PATH, ConfigInvalid, check_config, load_config
 
+# Observation types of the event contract (README, docs/events.md) a site may choose to ship.
+OBSERVATION_KINDS = (
+    "dhcp", "dhcp6", "dns", "nbns", "ssdp", "http", "tls_client", "tls_server", "ssh", "tcp_syn", "arp", "ndp",
+)  # fmt: skip
 # Subcommands whose parsers live in their own module: name -> (module, function(argv) -> int).
 DELEGATED = {"reveal": ("agent.reveal", "main"), "pseudonym": ("agent.reveal", "pseudonym_main")}
 
@@ -109,4 +113,9 @@ def main(argv: Sequence[str]) -> int:
         print("veille agent: --mdns-browse: must be a positive number of seconds", file=sys.stderr)
         return 2
     kinds = [k.strip() for k in args.ship_observations.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in OBSERVATION_KINDS]
+    if unknown:
+        known = ", ".join(OBSERVATION_KINDS)
+        print(f"veille agent: --ship-observations: unknown kind {unknown[0]!r} (known: {known})", file=sys.stderr)
+        return 2
     return run(args.config, args.events, args.mdns_browse, kinds)

@@ -109,6 +109,11 @@ def test_run_refuses_a_bad_config_before_capturing(tmp_path: Path) -> None:
     assert "agent.id: missing" in done.stderr
 
 
+def test_run_refuses_an_unknown_observation_kind(tmp_path: Path) -> None:
+    done = _veille("agent", "run", "--config", str(_config(tmp_path, GOOD)), "--ship-observations", "dhcp,dhpc")
+    assert done.returncode == 2 and "unknown kind 'dhpc'" in done.stderr
+
+
 def test_example_config_is_valid_apart_from_its_secret() -> None:
     problems = [str(p) for p in parse_config(_toml(REPO / "etc" / "agent.example.toml"))[1]]
     assert all(p.startswith("collector.secret") for p in problems), problems
