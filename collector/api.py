@@ -89,10 +89,12 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     """Authenticate and audit every operator call under /api/v1/; errors there are JSON bodies."""
     if not request.path.startswith(API_PREFIX):
         return await handler(request)
-    if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.query.items()):
-        # No store can hold U+0000 (PostgreSQL refuses it): refuse the request, naming where it was.
-        where = "path" if "\x00" in request.path else "query"
-        raise _json_error(web.HTTPBadRequest, "bad_request", f"NUL character in the {where}")
+    # No store can hold U+0000 (PostgreSQL refuses it): refuse the request, naming where it was.
+    if "\x00" in request.path:
+        raise _json_error(web.HTTPBadRequest, "bad_request", "NUL character in the path")
+    for k, v in request.query.items():
+        if "\x00" in k or "\x00" in v:
+            raise bad_parameter(k.replace("\x00", "\ufffd"), "NUL character in the query")
     if request.path == INGEST_PATH:
         return await _as_json_errors(handler, request)
     who = await authenticate(request)

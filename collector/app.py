@@ -24,9 +24,11 @@ from collector import api, ingest
 from collector.config import CollectorConfig
 from collector.dashboard import setup_dashboard
 from collector.export import JetStreamExporter
+from collector.fleet import setup_fleet
 from collector.keys import CONFIG, EXPORTER, GATE, LIMITER, METRICS, STORE
 from collector.metrics import CONTENT_TYPE, CollectorMetrics
 from collector.ratelimit import Gate, RateLimiter
+from collector.siem import setup_siem
 from collector.store import SqlStore, StoreError, make_store
 
 log = logging.getLogger("veille.collector")
@@ -103,6 +105,8 @@ def create_app(config: CollectorConfig, store: SqlStore | None = None) -> web.Ap
     app.router.add_get("/metrics", metrics)
     api.add_routes(app)
     setup_dashboard(app)
+    setup_fleet(app, config.fleet_public_key or None)
+    setup_siem(app, config.siem)
     return app
 
 

@@ -232,6 +232,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str]) -> int:
     """Entry point of `veille collector ...`; returns the exit status."""
+    if argv and argv[0] == "bundle":
+        from collector.fleet.cli import main as bundle_main
+
+        return bundle_main(argv[1:])
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # --help or a usage error, already printed by argparse

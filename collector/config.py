@@ -91,6 +91,8 @@ class CollectorConfig:
     # How often the retention job runs, seconds.
     retention_interval: float = 3600.0
     nats: NatsExport = field(default_factory=NatsExport)
+    siem: dict[str, Any] = field(default_factory=dict)  # the [siem] table (docs/siem.md)
+    fleet_public_key: str = ""  # [fleet] public_key: where bundle signatures are checked (docs/fleet.md)
 
     @property
     def url(self) -> str:
@@ -147,6 +149,21 @@ def _dataclass_from(table: dict[str, Any], prefix: str, cls: type[Any]) -> Any:
     return cls(**values)
 
 
+def _siem(table: dict[str, Any]) -> dict[str, Any]:
+    from collector.siem import SiemConfig, SiemConfigError
+
+    try:
+        SiemConfig.from_mapping(table)  # validated here so a bad [siem] table fails at start, by key
+    except SiemConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    return table
+
+
+def _fleet(table: dict[str, Any]) -> dict[str, Any]:
+    _check_keys(table, "fleet", {"public_key"})
+    return table
+
+
 def load_config(path: str | Path | None = None, **overrides: Any) -> CollectorConfig:
     """Read a TOML config (optional) and apply keyword overrides (`host`, `port`, `db`, ...)."""
     doc: dict[str, Any] = {}
@@ -157,7 +174,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> CollectorCo
             raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: {exc}") from exc
-    _check_keys(doc, "(top)", {"server", "database", "limits", "retention", "nats"})
+    _check_keys(doc, "(top)", {"server", "database", "limits", "retention", "nats", "siem", "fleet"})
     server = _section(doc, "server")
     _check_keys(server, "server", {"listen", "tls_cert", "tls_key", "public_url", "dashboard"})
     host, port = parse_listen(_typed(server, "server", "listen", str, f"{DEFAULT_HOST}:{DEFAULT_PORT}"))
@@ -180,6 +197,8 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> CollectorCo
         retention_days=days,
         retention_interval=_typed(database, "database", "retention_interval", float, 3600.0),
         nats=_dataclass_from(_section(doc, "nats"), "nats", NatsExport),
+        siem=_siem(_section(doc, "siem")),
+        fleet_public_key=_typed(_fleet(_section(doc, "fleet")), "fleet", "public_key", str, ""),
     )
     if bool(config.tls_cert) != bool(config.tls_key):
         raise ConfigError("server.tls_cert and server.tls_key must be set together")

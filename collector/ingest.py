@@ -23,6 +23,7 @@ from aiohttp import web
 
 from collector.keys import CONFIG, EXPORTER, GATE, LIMITER, METRICS, STORE
 from collector.ratelimit import retry_after
+from collector.siem import publish_batch
 from collector.store import AgentRecord, StoreError
 from collector.store.base import InvalidData
 from collector.store.rows import batch_rows
@@ -186,6 +187,7 @@ async def _ingest(request: web.Request) -> tuple[web.Response, str | None]:
                 return _tag(refusal(503, "export_failed", "event export unavailable, retry later"), "export_failed")
 
     if stored:
+        publish_batch(app, batch)  # SIEM export: only enqueues, never blocks ingest
         metrics.batches.labels("stored").inc()
         for kind, count in rows.counts.items():
             if count:

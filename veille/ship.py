@@ -56,7 +56,8 @@ def run_ship(args: argparse.Namespace, cfg: PipelineConfig, privacy: Any = None)
     status = [0]
     stats: dict[str, Any] = {}
 
-    monitor = HealthMonitor()
+    # A replay's clock is the packets' own: the health report is stamped with the capture's last time.
+    monitor = HealthMonitor(clock=lambda: pipeline.last_ts)
     by_type: Counter[str] = Counter()
 
     def events() -> Iterator[Event]:

@@ -28,10 +28,16 @@ async def post(session: aiohttp.ClientSession, url: str, agent: dict[str, str], 
 
 
 async def post_full(session: aiohttp.ClientSession, url: str, agent: dict[str, str], wire: bytes) -> tuple[int, bool]:
-    headers = {"Content-Encoding": "zstd", **sign(agent["agent_id"], agent["secret"], wire, time.time())}
-    async with session.post(f"{url}/api/v1/ingest", data=wire, headers=headers) as resp:
-        body = await resp.json(content_type=None)
-        return resp.status, bool(body.get("duplicate"))
+    # 503 (busy) and 429 are back-pressure a real shipper retries after a pause; do the same, boundedly.
+    for attempt in range(20):
+        headers = {"Content-Encoding": "zstd", **sign(agent["agent_id"], agent["secret"], wire, time.time())}
+        async with session.post(f"{url}/api/v1/ingest", data=wire, headers=headers) as resp:
+            body = await resp.json(content_type=None)
+            if resp.status in (429, 503) and attempt < 19:
+                await asyncio.sleep(0.1 * (attempt + 1))
+                continue
+            return resp.status, bool(body.get("duplicate"))
+    raise AssertionError("unreachable")
 
 
 @pytest.mark.slow

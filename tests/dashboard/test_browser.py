@@ -1,7 +1,7 @@
 """The dashboard in headless Chromium (Playwright driving Debian's /usr/bin/chromium) over a real demo.
 
 `veille demo` runs as its own process: a collector fed by two `veille replay --ship` processes. The test
-adds a health series for one agent through the signed ingest path (the replays send none), then logs in,
+adds a health series for one agent through the signed ingest path (each replay sends one report), then logs in,
 opens each page, filters devices, opens a device, and checks a viewer token cannot reach another site's
 device. Screenshots go to tests/artifacts/dashboard/ (git-ignored). Skipped, with the reason, when the
 Playwright package or the chromium binary is missing.
@@ -190,7 +190,8 @@ def test_admin_walks_every_page(demo: ServingDemo, browser: Any) -> None:
 
     page.click("nav >> text=Agents")
     card = page.locator("#agent-agent-mairie")
-    assert "packets dropped" in card.inner_text() and "30 health reports" in card.inner_text()
+    # 30 signed here plus the one `veille replay --ship` sends at the end of its replay.
+    assert "packets dropped" in card.inner_text() and "31 health reports" in card.inner_text()
     assert card.locator("path.series").count() == 5
     shot(page, "06-agents")
 
