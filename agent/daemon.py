@@ -793,6 +793,7 @@ class Daemon:
             shipper=self.shipper.stats() if self.shipper else None,
             rules_version=self.knowledge.rules_version,
             fingerprints_version=self.knowledge.fingerprints_version,
+            privacy_profile=self.privacy.filter.config.profile if self.privacy is not None else "full",
         )
 
     def _submit_health(self) -> None:

@@ -79,6 +79,8 @@ class HealthInputs:
     shipper: ShipperStats | None = None
     rules_version: str | None = None
     fingerprints_version: str | None = None
+    # The privacy profile applied to shipped events (agent/privacy.py names: full, pseudonymised, minimal).
+    privacy_profile: str | None = None
 
 
 class HealthMonitor:
@@ -140,6 +142,7 @@ class HealthMonitor:
             fingerprints_version=inputs.fingerprints_version,
             agent_version=self._version,
             events_by_type=dict(inputs.events_by_type),
+            privacy_profile=inputs.privacy_profile,
             alarms=alarms,
             **fields,
         )

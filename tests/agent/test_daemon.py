@@ -365,7 +365,7 @@ async def test_daemon_in_process_ships_reloads_and_stops_cleanly(collector: Coll
         f"in-process run: {stored} acknowledged + {spooled} spooled, {submitted} submitted; {final['packets']} packets"
     )
     assert stored + spooled == submitted
-    assert final["packets"] == len(source.frames)
+    assert final["packets"] == len(source.frames) and final["privacy_profile"] == "full"
     devices = await asyncio.to_thread(collector.devices, "s1")
     assert devices == replay_truth(SCHOOL)["macs"]
 
@@ -442,6 +442,8 @@ async def test_pseudonymise_profile_applies_before_shipping(collector: Collector
     master = read_key(key)
     assert stored <= set(records) and all(verify(master, records[m]) for m in stored)
     assert {records[m].value for m in stored} == macs
+    healths = await asyncio.to_thread(collector.health)
+    assert healths and {h.get("privacy_profile") for h in healths} == {"pseudonymised"}
 
 
 async def test_an_unwritable_spool_is_a_clear_start_error(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
