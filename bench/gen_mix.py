@@ -65,8 +65,15 @@ class _Writer:
         self.f.close()
 
 
-def _stamp(t: bytearray, src: bytes, dst: bytes, sport: int, dport: int, seq: int = 0, ack: int = 0) -> bytearray:
+def _stamp(
+    t: bytearray, src: bytes, dst: bytes, sport: int, dport: int, seq: int = 0, ack: int = 0, mac: bytes = b""
+) -> bytearray:
     b = bytearray(t)
+    if mac:
+        if src[0] == 192:
+            b[6:12] = mac
+        else:
+            b[0:6] = mac
     b[26:30] = src
     b[30:34] = dst
     struct.pack_into("!HH", b, 34, sport, dport)
@@ -75,7 +82,8 @@ def _stamp(t: bytearray, src: bytes, dst: bytes, sport: int, dport: int, seq: in
     return b
 
 
-def generate(path: Path, packets: int, seed: int = 7) -> int:
+def generate(path: Path, packets: int, seed: int = 7, devices: int = 1, long_flows: int = 8) -> int:
+    """Write the mix; `devices` distinct client MACs, `long_flows` concurrent long flows."""
     rnd = random.Random(seed)
     w = _Writer(path)
     c2s = Ether(src=CLIENT_MAC, dst=GW_MAC) / IP(src="192.0.2.1", dst="203.0.113.1", ttl=64)
@@ -108,17 +116,19 @@ def generate(path: Path, packets: int, seed: int = 7) -> int:
     qnames = list(dns_q)
     hosts = [bytes([192, 0, 2, h]) for h in range(2, 250)]
     servers = [bytes([203, 0, 113, h]) for h in range(1, 250)] + [bytes([198, 51, 100, h]) for h in range(1, 250)]
-    long_flows = [(rnd.choice(hosts), rnd.choice(servers), 40000 + i) for i in range(8)]
-    lseq = [0] * len(long_flows)
+    macs = [bytes([2, 0, 0x5E, (i >> 16) & 0xFF, (i >> 8) & 0xFF, i & 0xFF]) for i in range(max(devices, 1))]
+    longs = [(rnd.choice(hosts), rnd.choice(servers), 20000 + i % 40000) for i in range(long_flows)]
+    lseq = [0] * len(longs)
     while w.n < packets:
         r = rnd.random()
         h = rnd.choice(hosts)
+        m = rnd.choice(macs) if devices > 1 else b""
         s = rnd.choice(servers)
         sp = rnd.randrange(32768, 61000)
         if r < 0.45:  # a short TLS or HTTP connection: 3WHS, request, a few responses, FIN
             dp, req = (443, hello) if rnd.random() < 0.8 else (80, http)
             isn, risn = rnd.getrandbits(32), rnd.getrandbits(32)
-            w.write(_stamp(syn, h, s, sp, dp, isn))
+            w.write(_stamp(syn, h, s, sp, dp, isn, mac=m))
             w.write(_stamp(synack, s, h, dp, sp, risn, isn + 1))
             w.write(_stamp(ack, h, s, sp, dp, isn + 1, risn + 1))
             w.write(_stamp(req, h, s, sp, dp, isn + 1, risn + 1))
@@ -134,12 +144,12 @@ def generate(path: Path, packets: int, seed: int = 7) -> int:
             w.write(_stamp(ack, h, s, sp, dp, isn + 201, risn + 2 + off))
         elif r < 0.80:  # DNS-heavy: query and a response-sized reply
             q = dns_q[rnd.choice(qnames)]
-            w.write(_stamp(q, h, bytes([192, 0, 2, 1]), sp, 53))
+            w.write(_stamp(q, h, bytes([192, 0, 2, 1]), sp, 53, mac=m))
         elif r < 0.85:
             w.write(_stamp(mdns, h, bytes([224, 0, 0, 251]), 5353, 5353))
         else:  # long video-like flows
-            i = rnd.randrange(len(long_flows))
-            lh, ls, lp = long_flows[i]
+            i = rnd.randrange(len(longs))
+            lh, ls, lp = longs[i]
             for _ in range(10):
                 w.write(_stamp(data_r, ls, lh, 443, lp, lseq[i]), 0.00005)
                 lseq[i] += 1305
@@ -153,8 +163,10 @@ def main() -> None:
     ap.add_argument("out")
     ap.add_argument("--packets", type=int, default=300_000)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--devices", type=int, default=1, help="distinct client MACs")
+    ap.add_argument("--long-flows", type=int, default=8, help="concurrent long flows")
     a = ap.parse_args()
-    n = generate(Path(a.out), a.packets, a.seed)
+    n = generate(Path(a.out), a.packets, a.seed, a.devices, a.long_flows)
     print(f"wrote {n} packets to {a.out}")
 
 

@@ -34,12 +34,12 @@ class Run:
     ok: bool
 
 
-def _measure(name: str, cmd: list[str], repeat: int) -> Run:
+def _measure(name: str, cmd: list[str], repeat: int, env: dict[str, str] | None = None) -> Run:
     best: Run | None = None
     for _ in range(repeat):
         pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
         t0 = time.monotonic()
-        proc = subprocess.Popen(pin + cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(pin + cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         _, status, ru = os.wait4(proc.pid, 0)
         wall = time.monotonic() - t0
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
@@ -51,6 +51,23 @@ def _measure(name: str, cmd: list[str], repeat: int) -> Run:
             best = run
     assert best is not None
     return best
+
+
+def build_accelerated(dest: Path) -> Path:
+    """A copy of the tree with the hot modules compiled by mypyc (setup.py, VEILLE_COMPILE=1)."""
+    dest.mkdir(parents=True)
+    for name in ("capture", "signatures", "agent", "telemetry", "collector", "veille"):
+        shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    for name in ("setup.py", "pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, dest / name)
+    subprocess.run(
+        [sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
+        cwd=dest,
+        env=dict(os.environ, VEILLE_COMPILE="1"),
+        check=True,
+        capture_output=True,
+    )
+    return dest
 
 
 def _rules_file(n: int, path: Path) -> None:
@@ -68,6 +85,7 @@ def main() -> None:
     ap.add_argument("--pcap", help="use this capture instead of generating one")
     ap.add_argument("--rules", type=int, default=0, help="also load N generated content rules")
     ap.add_argument("--repeat", type=int, default=2, help="runs per tool; the lowest CPU time is kept")
+    ap.add_argument("--accel", action="store_true", help="also build the mypyc accelerator and run it")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="veille-bench-"))
     pcap = Path(a.pcap) if a.pcap else tmp / "mix.pcap"
@@ -75,7 +93,7 @@ def main() -> None:
         n = generate(pcap, a.packets)
     else:
         n = sum(1 for _ in __import__("capture.pcapfile", fromlist=["read_frames"]).read_frames(pcap))
-    veille = [sys.executable, "-m", "veille", "replay", str(pcap), "-o", os.devnull]
+    veille = [sys.executable, "-m", "veille", "replay", str(pcap), "-o", os.devnull, "--home-net", "[192.0.2.0/24]"]
     runs = [_measure("veille (decode+flows+observations)", [*veille, "--no-fingerprints", "--no-inventory"], a.repeat)]
     full = veille.copy()
     if a.rules:
@@ -84,6 +102,15 @@ def main() -> None:
         full += ["--rules", str(rf)]
     label = f"veille (all features, {a.rules} rules)" if a.rules else "veille (all features)"
     runs.append(_measure(label, full, a.repeat))
+    if a.accel:
+        tree = build_accelerated(tmp / "accel")
+        env = dict(os.environ, PYTHONPATH=str(tree))
+        runs.append(
+            _measure(
+                "veille compiled (decode+flows+obs)", [*veille, "--no-fingerprints", "--no-inventory"], a.repeat, env
+            )
+        )
+        runs.append(_measure(label.replace("veille", "veille compiled"), full, a.repeat, env))
     if shutil.which("ndpiReader"):
         runs.append(_measure("ndpiReader 4.x", ["ndpiReader", "-i", str(pcap), "-q"], a.repeat))
     if shutil.which("p0f"):
