@@ -34,12 +34,12 @@ class Run:
     ok: bool
 
 
-def _measure(name: str, cmd: list[str], repeat: int, env: dict[str, str] | None = None) -> Run:
+def _measure(name: str, cmd: list[str], repeat: int, env: dict[str, str] | None = None, cwd: Path | None = None) -> Run:
     best: Run | None = None
     for _ in range(repeat):
         pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
         t0 = time.monotonic()
-        proc = subprocess.Popen(pin + cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        proc = subprocess.Popen(pin + cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
         _, status, ru = os.wait4(proc.pid, 0)
         wall = time.monotonic() - t0
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
