@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Final
 
 import psutil
 
-from bench.soak import ledger
+from bench.soak import ledger, traffic
 
 if TYPE_CHECKING:
     from bench.soak.run import Agent, FaultRecord, Soak
@@ -29,6 +29,8 @@ HOLD: Final = 5.0
 # How far a rogue client's clock is off: twice the collector's max_skew, on both sides.
 SKEW_FACTOR: Final = 2.0
 PG_PORT: Final = 5432
+# Debian's faketime package: an agent process with a skewed clock, not a patched one.
+FAKETIME: Final = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 
 
 def _hold(seconds: float = HOLD) -> None:
@@ -142,7 +144,32 @@ def clock_skew(soak: Soak, record: FaultRecord, target: str) -> list[Agent]:
         )
     record.detail["answers"] = {k: f"{s} {r}" for k, (s, r) in answers.items()}
     record.ok = all(s == 401 and r == "clock_skew" for s, r in answers.values())
-    return soak.agents_of(c)
+    agents = soak.agents_of(c)
+    if not FAKETIME.is_file():
+        record.detail["agent"] = f"skipped: {FAKETIME} absent (Debian package faketime)"
+    elif agents:
+        _skewed_agent(soak, record, agents[0], SKEW_FACTOR * MAX_SKEW)
+    return agents
+
+
+def _skewed_agent(soak: Soak, record: FaultRecord, a: Agent, skew: float) -> None:
+    """Restart `a` with its clock `skew` s ahead (libfaketime): every batch is refused and stays spooled;
+    back on the true clock, the spool is delivered."""
+    a.proc.terminate()
+    stopped = time.time()
+    soak.start_agent(a, {"LD_PRELOAD": str(FAKETIME), "FAKETIME": f"{skew:+.0f}", "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+    a.down.append((stopped, time.time()))
+    time.sleep(1.0)  # batches of the previous incarnation still in flight are stored, by design
+    skewed_from = time.time()
+    _hold(HOLD * 1.5)
+    stored = [seq for seq, (_, received) in a.collector.store.batches(a.name).items() if received > skewed_from]
+    a.proc.terminate()
+    files, _ = ledger.read_spool(a.spool)
+    stopped = time.time()
+    soak.start_agent(a)
+    a.down.append((stopped, time.time()))
+    record.detail["agent"] = f"{a.name} at {skew:+.0f} s: {len(stored)} batches stored, {len(files)} spooled"
+    record.ok = record.ok and not stored and bool(files)
 
 
 def spool_corrupt(soak: Soak, record: FaultRecord, target: str) -> list[Agent]:
@@ -195,6 +222,9 @@ def hostile_burst(soak: Soak, record: FaultRecord, target: str) -> list[Agent]:
     a = soak.agent_named(target)
     loops = 20
     a.veth.send(Path(MALFORMED), pps=5000, loop=loops)
+    truth = traffic.truth_of(Path(MALFORMED), soak.rules)
+    for kind, n in truth.counts.items():
+        a.hostile_generated[kind] += n * loops
     record.detail["packets"] = loops * 28
     _hold(1.0)
     record.ok = a.proc.alive()

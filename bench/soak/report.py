@@ -15,6 +15,7 @@ the schedule, or a fault without recovery.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Final
@@ -72,6 +73,7 @@ def _health_totals(a: Agent, health: list[dict[str, Any]]) -> dict[str, Any]:
     shed: Counter[str] = Counter()
     corrupt = drops_k = drops_p = packets = invalid = 0
     alarms: set[str] = set()
+    reasons: Counter[str] = Counter()
     for inc in _incarnations(health):
         last = inc[-1]
         for k, n in (last.get("shed") or {}).items():
@@ -81,7 +83,10 @@ def _health_totals(a: Agent, health: list[dict[str, Any]]) -> dict[str, Any]:
         packets += int(last.get("packets", 0))
         invalid += int(last.get("events_invalid", 0))
         for h in inc:
-            alarms.update(str(x) for x in h.get("alarms") or ())
+            for x in h.get("alarms") or ():
+                if str(x) not in alarms:
+                    alarms.add(str(x))
+                    reasons[re.sub(r"\d+", "N", str(x))] += 1
             corrupt = max(corrupt, int(h.get("corrupt", 0)))
     # The final "stopped" log line carries the last incarnation's shed counts even past its last health event.
     stopped = [r for r in a.proc.log_records() if r.get("msg") == "stopped"]
@@ -94,6 +99,7 @@ def _health_totals(a: Agent, health: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "shed": dict(shed),
         "alarms": sorted(alarms),
+        "shed_reasons": dict(reasons),
         "drops_kernel": drops_k,
         "drops_pipeline": drops_p,
         "packets": packets,
@@ -128,7 +134,7 @@ def _account(soak: Soak, a: Agent) -> tuple[dict[str, Any], list[str]]:
     kinds: dict[str, Any] = {}
     obs_budget = shed_obs
     for kind in KINDS:
-        generated = int(truth["counts"].get(kind, 0)) * len(a.rounds)
+        generated = int(truth["counts"].get(kind, 0)) * len(a.rounds) + a.hostile_generated[kind]
         row: dict[str, Any] = {
             "generated": generated,
             "generated_while_agent_down": int(truth["counts"].get(kind, 0)) * (len(a.rounds) - captured_rounds),
@@ -147,13 +153,13 @@ def _account(soak: Soak, a: Agent) -> tuple[dict[str, Any], list[str]]:
             missing_ids = Counter(produced.keys()) - Counter(got.keys())
             missing = sum(missing_ids.values())
             lost_window = sum(
-                1 for key in missing_ids if _in_window(float(key[-5 if kind == "alert" else 1]), a.kills, KILL_WINDOW)
+                1 for key in missing_ids if _in_window(float(key[0 if kind == "alert" else 1]), a.kills, KILL_WINDOW)
             )
             row.update(stored=sum(got.values()), duplicates=dup, not_captured_stored=extra)
             if extra:
                 fails.append(f"{a.name}: {extra} stored {kind} events were never captured")
-        rest = missing - lost_window
-        corrupt = min(rest, corrupt_kinds[kind if kind in ("flow", "alert") else "obs"])
+        rest = missing
+        corrupt = min(rest, corrupt_kinds[kind])
         rest -= corrupt
         if kind in traffic.SHIPPED_OBS:
             shed_here = min(rest, obs_budget)
@@ -161,6 +167,8 @@ def _account(soak: Soak, a: Agent) -> tuple[dict[str, Any], list[str]]:
         else:
             shed_here = min(rest, shed[kind])
         rest -= shed_here
+        lost_window = min(rest, lost_window)
+        rest -= lost_window
         row.update(
             missing=missing,
             lost_unacked_at_kill=lost_window,
@@ -290,46 +298,71 @@ def build(soak: Soak, drained: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(
+            v.ljust(w) if i < 2 or i == len(widths) - 1 else v.rjust(w)
+            for i, (v, w) in enumerate(zip(values, widths, strict=True))
+        )
+
+    return [line(headers), "-" * (sum(widths) + 2 * (len(widths) - 1)), *(line(r) for r in cells)]
+
+
+_KIND_COLUMNS: Final = (
+    ("generated", "generated"),
+    ("while down", "generated_while_agent_down"),
+    ("captured", "captured"),
+    ("stored", "stored"),
+    ("dup", "duplicates"),
+    ("lost at kill", "lost_unacked_at_kill"),
+    ("corrupt", "quarantined_corrupt"),
+    ("shed", "shed"),
+    ("unexplained", "unexplained"),
+)
+
+
 def render(report: dict[str, Any]) -> str:
     """The report as text tables for people."""
-    out: list[str] = []
     p = report["profile"]
-    out.append(
-        f"Veille soak: {p['minutes']} min, seed {p['seed']}, {len(report['agents'])} agents, {report['seconds']} s"
-    )
-    for note in report["notes"]:
-        out.append(f"note: {note}")
-    head = f"{'agent':<9} {'kind':<10} {'generated':>9} {'agentdown':>9} {'captured':>8} {'stored':>7} {'dup':>4} {'atkill':>6} {'corrupt':>7} {'shed':>5} {'unexpl':>6}"
-    out += ["", head, "-" * len(head)]
+    out = [f"Veille soak: {p['minutes']} min, seed {p['seed']}, {len(report['agents'])} agents, {report['seconds']} s"]
+    out += [f"note: {note}" for note in report["notes"]]
+    rows = [
+        [name, kind, *(r[key] for _, key in _KIND_COLUMNS)]
+        for name, a in report["agents"].items()
+        for kind, r in a["kinds"].items()
+    ]
+    out += ["", *_table(["agent", "kind", *(h for h, _ in _KIND_COLUMNS)], rows), ""]
     for name, a in report["agents"].items():
-        for kind, r in a["kinds"].items():
-            out.append(
-                f"{name:<9} {kind:<10} {r['generated']:>9} {r['generated_while_agent_down']:>9} {r['captured']:>8} "
-                f"{r['stored']:>7} {r['duplicates']:>4} {r['lost_unacked_at_kill']:>6} {r['quarantined_corrupt']:>7} "
-                f"{r['shed']:>5} {r['unexplained']:>6}"
-            )
         d, h = a["devices"], a["health"]
         out.append(
-            f"{name:<9} devices: generated {d['generated']}, captured {d['captured']}, stored {d['stored']}; "
-            f"batches {a['batches_stored']}; kernel drops {h['drops_kernel']}, pipeline drops {h['drops_pipeline']}; "
-            f"shed {h['shed'] or 0} alarms {len(h['alarms'])}"
+            f"{name}: devices generated {d['generated']}, captured {d['captured']}, stored {d['stored']}; "
+            f"{a['batches_stored']} batches; kernel drops {h['drops_kernel']}, pipeline drops {h['drops_pipeline']}; "
+            f"shed by kind {h['shed'] or '{}'}"
         )
-    head = f"{'fault':<20} {'target':<18} {'at s':>6} {'held s':>6} {'recover s':>9} {'ok':>3}  detail"
-    out += ["", head, "-" * len(head)]
+        for reason, n in h["shed_reasons"].items():
+            out.append(f"  shed reason x{n}: {reason}")
     skip = {"fault", "target", "at_s", "duration_s", "recovery_s", "ok"}
-    for f in report["faults"]:
-        detail = json.dumps({k: v for k, v in f.items() if k not in skip})[:90]
-        rec = "-" if f["recovery_s"] is None else f"{f['recovery_s']:.2f}"
-        out.append(
-            f"{f['fault']:<20} {f['target']:<18} {f['at_s']:>6} {f['duration_s']:>6} {rec:>9} {'yes' if f['ok'] else 'NO':>3}  {detail}"
-        )
-    head = f"{'process':<18} {'runs':>4} {'peak RSS MB':>11} {'peak CPU %':>10} {'CPU s':>6}"
-    out += ["", head, "-" * len(head)]
-    for name, pr in report["processes"].items():
-        out.append(
-            f"{name:<18} {pr['incarnations']:>4} {pr['peak_rss_mb']:>11} {pr['peak_cpu_percent']:>10} {pr['cpu_seconds']:>6}"
-        )
-    out.append("")
+    rows = [
+        [
+            f["fault"],
+            f["target"],
+            f["at_s"],
+            f["duration_s"],
+            "-" if f["recovery_s"] is None else f"{f['recovery_s']:.2f}",
+            "yes" if f["ok"] else "NO",
+            json.dumps({k: v for k, v in f.items() if k not in skip})[:80],
+        ]
+        for f in report["faults"]
+    ]
+    out += ["", *_table(["fault", "target", "at s", "held s", "recovery s", "ok", "detail"], rows)]
+    rows = [
+        [name, pr["incarnations"], pr["peak_rss_mb"], pr["peak_cpu_percent"], pr["cpu_seconds"]]
+        for name, pr in report["processes"].items()
+    ]
+    out += ["", *_table(["process", "runs", "peak RSS MB", "peak CPU %", "CPU s"], rows), ""]
     out.append("PASS" if report["pass"] else "FAIL")
     out += [f"  - {x}" for x in report["failures"]]
     return "\n".join(out)

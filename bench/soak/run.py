@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -95,6 +96,8 @@ class Agent:
     spool_snapshots: list[SpoolFile] = field(default_factory=list)
     corrupted: list[SpoolFile] = field(default_factory=list)
     rounds: list[tuple[float, float, bool]] = field(default_factory=list)
+    # Events the hostile bursts sent to this agent's interface yield (replay pipeline truth).
+    hostile_generated: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -226,10 +229,10 @@ class Soak:
         proc = system.agent_proc(name, self.tmp, config, events, ",".join(traffic.SHIPPED_OBS))
         return Agent(name, i, site, c, veth, uplink, proc, events, spool)
 
-    def start_agent(self, a: Agent) -> None:
+    def start_agent(self, a: Agent, extra_env: dict[str, str] | None = None) -> None:
         """Start (or restart) `a` and wait until it captures."""
         mark = a.proc.log_length()
-        a.proc.start()
+        a.proc.start(extra_env)
         a.proc.wait_log(r'"msg":\s*"capturing"', since=mark)
 
     # -- traffic -------------------------------------------------------------------------------

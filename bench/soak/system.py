@@ -176,13 +176,15 @@ class Proc:
     expected_exits: int = 0
     unexpected: list[str] = field(default_factory=list)
 
-    def start(self) -> None:
-        """Start a new incarnation, appending to the log."""
+    def start(self, extra_env: dict[str, str] | None = None) -> None:
+        """Start a new incarnation (with `extra_env` added to its environment), appending to the log."""
         handle: IO[bytes]
         with self.log.open("ab") as handle:
             handle.write(f"--- start {time.time():.3f}\n".encode())
             handle.flush()
-            self.proc = subprocess.Popen(self.args, stdout=handle, stderr=subprocess.STDOUT, env=env(), cwd=REPO)
+            self.proc = subprocess.Popen(
+                self.args, stdout=handle, stderr=subprocess.STDOUT, env=env(**(extra_env or {})), cwd=REPO
+            )
         self.pids.append(self.proc.pid)
         self.started.append(time.time())
 
