@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
+from agent.fleet import FleetConfig, FleetConfigError
+from agent.privacy import PrivacyConfig
 from capture.flows import FlowConfig
 from capture.live import LiveConfig, check_ring
 from telemetry.config import ShipperConfig
@@ -34,7 +36,6 @@ CREDENTIALS_VAR = "CREDENTIALS_DIRECTORY"
 MAX_CONFIG_BYTES = 1024 * 1024
 
 LogLevel = Literal["debug", "info", "warning", "error"]
-PrivacyProfile = Literal["standard", "pseudonymise"]
 _LIVE = LiveConfig()
 
 
@@ -141,13 +142,6 @@ class DetectionsSection:
 
 
 @dataclass(frozen=True, slots=True)
-class PrivacySection:
-    profile: PrivacyProfile = "standard"
-    # HMAC key for pseudonyms; required with profile = "pseudonymise".
-    key_file: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class HealthSection:
     # Seconds between health events.
     interval: float = 60.0
@@ -163,9 +157,10 @@ class AgentConfig:
     rules: RulesSection = field(default_factory=RulesSection)
     fingerprints: FingerprintsSection = field(default_factory=FingerprintsSection)
     detections: DetectionsSection = field(default_factory=DetectionsSection)
-    privacy: PrivacySection = field(default_factory=PrivacySection)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     health: HealthSection = field(default_factory=HealthSection)
     collector: ShipperConfig | None = None
+    fleet: FleetConfig | None = None  # [fleet]: bundles from the collector (docs/fleet.md)
     path: str = ""
 
 
@@ -204,9 +199,11 @@ def parse_config(
     problems: list[ConfigProblem] = []
     data = dict(data)
     collector_table = data.pop("collector", None)
-    sections = _read_table(AgentConfig, data, "", problems, skip=frozenset({"collector", "path"}))
+    fleet_table = data.pop("fleet", None)
+    sections = _read_table(AgentConfig, data, "", problems, skip=frozenset({"collector", "fleet", "path"}))
     collector = _collector(collector_table, base, problems)
-    config = dataclasses.replace(sections, collector=collector, path=source)
+    fleet = _fleet(fleet_table, collector, base, problems)
+    config = dataclasses.replace(sections, collector=collector, fleet=fleet, path=source)
     config = _resolve_paths(config, base)
     problems.extend(_check(config, data))
     return config, problems
@@ -301,6 +298,26 @@ def _collector(table: Any, base: Path | None, problems: list[ConfigProblem]) -> 
         return None
 
 
+def _fleet(
+    table: Any, collector: ShipperConfig | None, base: Path | None, problems: list[ConfigProblem]
+) -> FleetConfig | None:
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        problems.append(ConfigProblem("fleet", f"expected a table, got {_kind(table)}"))
+        return None
+    table = dict(table)
+    if isinstance(table.get("state_dir"), str) and table["state_dir"]:
+        table["state_dir"] = _expand(table["state_dir"], base)
+    shared = {"url": collector.url, "agent_id": collector.agent_id, "secret": collector.secret} if collector else None
+    try:
+        return FleetConfig.from_mapping(table, shared)
+    except FleetConfigError as exc:
+        key, _, message = str(exc).partition(": ")
+        problems.append(ConfigProblem(key, message or str(exc)))
+        return None
+
+
 def _resolve_paths(config: AgentConfig, base: Path | None) -> AgentConfig:
     r, fp, pv = config.rules, config.fingerprints, config.privacy
     return dataclasses.replace(
@@ -313,7 +330,11 @@ def _resolve_paths(config: AgentConfig, base: Path | None) -> AgentConfig:
             p0f=_expand(fp.p0f, base) if fp.p0f else "",
             dhcp_db=_expand(fp.dhcp_db, base) if fp.dhcp_db else "",
         ),
-        privacy=dataclasses.replace(pv, key_file=_expand(pv.key_file, base) if pv.key_file else ""),
+        privacy=dataclasses.replace(
+            pv,
+            key_file=_expand(pv.key_file, base) if pv.key_file else "",
+            map_file=_expand(pv.map_file, base) if pv.map_file else "",
+        ),
     )
 
 
@@ -397,11 +418,13 @@ def _check(c: AgentConfig, data: dict[str, Any]) -> list[ConfigProblem]:
             add(ConfigProblem(f"detections.{key}", "must be positive"))
     if d.learn_seconds < 0:
         add(ConfigProblem("detections.learn_seconds", "must not be negative"))
-    if c.privacy.profile == "pseudonymise":
+    if c.privacy.profile != "full":
         if not c.privacy.key_file:
-            add(ConfigProblem("privacy.key_file", 'required with profile = "pseudonymise"'))
+            add(ConfigProblem("privacy.key_file", f'required with profile = "{c.privacy.profile}"'))
         elif not os.path.isfile(c.privacy.key_file):
             add(ConfigProblem("privacy.key_file", f"{c.privacy.key_file}: no such file"))
+    if c.privacy.period_days <= 0:
+        add(ConfigProblem("privacy.period_days", "must be positive"))
     if c.health.interval <= 0:
         add(ConfigProblem("health.interval", "must be positive"))
     return out

@@ -517,8 +517,6 @@ class MdnsBrowser:
             await aiozc.async_close()
 
 
-# H8's [privacy] profile names -> agent.privacy's (the same profiles under the filter's names).
-_PROFILE_NAMES: Final = {"standard": "full", "pseudonymise": "pseudonymised"}
 # Pseudonym -> value records are appended to the site-local map this often (blocking I/O, in a thread).
 MAP_FLUSH_INTERVAL: Final = 10.0
 
@@ -528,20 +526,14 @@ def site_privacy(config: AgentConfig) -> Any:
 
     Raises `agent.privacy.PrivacyError` naming the key or file (a missing or weak key).
     """
-    from agent.privacy import PrivacyConfig
+    from agent.privacy import DEFAULT_MAP_FILE
     from agent.reveal import SitePrivacy
 
-    section = config.privacy
-    fields = {
-        name: getattr(section, name)
-        for name in PrivacyConfig.__dataclass_fields__
-        if name != "profile" and hasattr(section, name)
-    }
-    if "map_file" not in fields and config.collector is not None:
+    cfg = config.privacy
+    if cfg.map_file == DEFAULT_MAP_FILE and config.collector is not None:
         # Beside the spool, in the agent's state directory (the unit's StateDirectory=veille).
-        fields["map_file"] = str(Path(config.collector.spool_dir).parent / "pseudonyms.jsonl")
-    profile = _PROFILE_NAMES.get(section.profile, section.profile)
-    privacy = SitePrivacy(PrivacyConfig(profile=profile, **fields))  # type: ignore[arg-type]
+        cfg = dataclasses.replace(cfg, map_file=str(Path(config.collector.spool_dir).parent / "pseudonyms.jsonl"))
+    privacy = SitePrivacy(cfg)
     return privacy if privacy.filter.active else None
 
 
@@ -580,6 +572,8 @@ class Daemon:
         self.events_by_type: Counter[str] = Counter()
         self.invalid: Counter[str] = Counter()
         self.privacy: Any = None
+        self.poller: Any = None  # agent.fleet.BundlePoller when [fleet] is configured
+        self.bundle_path: Path | None = None
         self.privacy_dropped: Counter[str] = Counter()
         self._next_invalid_log = 0.0
         self._stop = asyncio.Event()
@@ -595,7 +589,12 @@ class Daemon:
         self._loop = loop = asyncio.get_running_loop()
         cfg = self.config
         try:
-            self.knowledge = await asyncio.to_thread(build_knowledge, cfg)
+            if cfg.fleet is not None:
+                from agent.fleet import BundlePoller
+
+                self.poller = BundlePoller(cfg.fleet, reload=self.reload_bundle)
+                self.bundle_path = self.poller.running_path
+            self.knowledge = await asyncio.to_thread(build_knowledge, self._with_bundle(cfg))
         except ReloadError as exc:
             log.error("cannot load rules or fingerprints: %s", exc)
             return 1
@@ -649,6 +648,8 @@ class Daemon:
         self._spawn(self._map_loop(), "pseudonym-map")
         if self.mdns is not None:
             self._spawn(self.mdns.run(), "mdns")
+        if self.poller is not None:
+            self._spawn(self.poller.run(self._stop), "fleet")
         await self._stop.wait()
         await self._shutdown()
         return self._exit
@@ -791,7 +792,8 @@ class Daemon:
             events_by_type=dict(self.events_by_type),
             events_invalid=sum(self.invalid.values()),
             shipper=self.shipper.stats() if self.shipper else None,
-            rules_version=self.knowledge.rules_version,
+            rules_version=(self.poller.running_version if self.poller is not None else None)
+            or self.knowledge.rules_version,
             fingerprints_version=self.knowledge.fingerprints_version,
             privacy_profile=self.privacy.filter.config.profile if self.privacy is not None else "full",
         )
@@ -852,6 +854,39 @@ class Daemon:
             await asyncio.sleep(NEIGHBOUR_INTERVAL)
 
     # -- reload ----------------------------------------------------------------------------------
+    def _with_bundle(self, config: AgentConfig, path: Path | None = None) -> AgentConfig:
+        """`config` with the files of the running (or candidate) fleet bundle added to its own."""
+        path = path or self.bundle_path
+        if path is None:
+            return config
+        from agent.fleet import bundle_files
+
+        files = bundle_files(path)
+        r = config.rules
+        return dataclasses.replace(
+            config,
+            rules=dataclasses.replace(r, files=[*r.files, *files.rules], ioc_files=[*r.ioc_files, *files.ioc]),
+        )
+
+    async def reload_bundle(self, path: Path) -> bool:
+        """The fleet poller's hook: load a verified bundle the way SIGHUP loads files; False keeps the old."""
+        async with self._reload_lock:
+            try:
+                knowledge = await asyncio.to_thread(
+                    build_knowledge, self._with_bundle(self.config, path), self.knowledge
+                )
+            except ReloadError as exc:
+                self.health.reload_error = f"bundle {path.name}: {exc}"
+                log.error("bundle refused, still running the previous one", extra={"reload_error": str(exc)})
+                return False
+            if self.worker is not None:
+                await asyncio.wrap_future(self.worker.call(lambda p: p.install(knowledge)))
+            self.knowledge = knowledge
+            self.bundle_path = path
+            self.health.reload_error = None
+            log.info("bundle loaded", extra={"bundle": path.name, "rules_version": knowledge.rules_version})
+            return True
+
     async def reload(self) -> bool:
         """SIGHUP: re-read the config, rules and fingerprint databases; keep the old ones on failure."""
         async with self._reload_lock:
@@ -876,7 +911,7 @@ class Daemon:
             config = await asyncio.to_thread(load_config, path)
         except ConfigInvalid as exc:
             raise ReloadError("; ".join(str(p) for p in exc.problems)) from None
-        knowledge = await asyncio.to_thread(build_knowledge, config, self.knowledge)
+        knowledge = await asyncio.to_thread(build_knowledge, self._with_bundle(config), self.knowledge)
         old = self.config
         privacy = self.privacy
         if config.privacy != old.privacy:

@@ -71,7 +71,7 @@ def _leaves(table: dict[str, object], prefix: str = "") -> dict[str, object]:
 def _defaults(obj: object, prefix: str = "") -> dict[str, object]:
     out: dict[str, object] = {}
     for f in dataclasses.fields(obj):  # type: ignore[arg-type]
-        if f.name in ("collector", "path"):
+        if f.name in ("collector", "fleet", "path"):  # tables documented in their own docs
             continue
         value = getattr(obj, f.name)
         path = f"{prefix}.{f.name}" if prefix else f.name
@@ -131,7 +131,7 @@ home_net = ["192.0.2.0/33"]
 [detections]
 gateways = ["198.51.100.1", "not-an-ip"]
 [privacy]
-profile = "pseudonymise"
+profile = "pseudonymised"
 [health]
 interval = true
 [nonsense]
@@ -151,7 +151,7 @@ interval = true
         f"rules.files[0]: {tmp_path / 'missing.rules'}: no such file",
         "rules.home_net[0]: '192.0.2.0/33' is not an IP network",
         "detections.gateways[1]: 'not-an-ip' is not IP or IP=MAC",
-        'privacy.key_file: required with profile = "pseudonymise"',
+        'privacy.key_file: required with profile = "pseudonymised"',
         "health.interval: expected float, got bool True",
         "nonsense: unknown key",
     ]

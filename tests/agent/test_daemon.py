@@ -422,11 +422,11 @@ async def test_pseudonymise_profile_applies_before_shipping(collector: Collector
     key = tmp_path / "pseudonym.key"
     new_key(key)
     table = await asyncio.to_thread(enrol, collector, tmp_path, "a1", "s1")
-    privacy = f'[privacy]\nprofile = "pseudonymise"\nkey_file = "{key}"\n'
+    privacy = f'[privacy]\nprofile = "pseudonymised"\nkey_file = "{key}"\n'
     config = load_config(_config(tmp_path, GOOD + privacy + table))
     source = PcapSource(SCHOOL)
     daemon = Daemon(config, source_factory=lambda ifaces, cfg: source)
-    assert daemon.config.privacy.profile == "pseudonymise"
+    assert daemon.config.privacy.profile == "pseudonymised"
     run = asyncio.create_task(daemon.run())
     await _until(
         "every frame fed", lambda: daemon.pipeline is not None and daemon.pipeline.packets == len(source.frames)
@@ -546,7 +546,7 @@ async def test_reload_switches_the_privacy_profile_or_keeps_the_old_one(tmp_path
         await _until("running", lambda: daemon.worker is not None)
         assert daemon.privacy is None  # standard: events leave as seen
         key = tmp_path / "k"
-        path.write_text(GOOD + f'[privacy]\nprofile = "pseudonymise"\nkey_file = "{key}"\n')
+        path.write_text(GOOD + f'[privacy]\nprofile = "pseudonymised"\nkey_file = "{key}"\n')
         assert await daemon.reload() is False  # the key file does not exist yet
         assert "privacy.key_file" in (daemon.health.reload_error or "") and daemon.privacy is None
         new_key(key)
