@@ -23,7 +23,11 @@ OBSERVATION_KINDS = (
     "dhcp", "dhcp6", "dns", "nbns", "ssdp", "http", "tls_client", "tls_server", "ssh", "tcp_syn", "arp", "ndp",
 )  # fmt: skip
 # Subcommands whose parsers live in their own module: name -> (module, function(argv) -> int).
-DELEGATED = {"reveal": ("agent.reveal", "main"), "pseudonym": ("agent.reveal", "pseudonym_main")}
+DELEGATED = {
+    "reveal": ("agent.reveal", "main"),
+    "pseudonym": ("agent.reveal", "pseudonym_main"),
+    "privacy-key": ("agent.reveal", "keygen_main"),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the problems as a JSON list")
     sub.add_parser("reveal", help="map pseudonyms back to what they stand for (see: veille agent reveal --help)")
     sub.add_parser("pseudonym", help="the pseudonym the centre holds for a value (see: veille agent pseudonym --help)")
+    sub.add_parser("privacy-key", help="make a site's pseudonymisation key file (see: veille agent privacy-key --help)")
     return parser
 
 
