@@ -224,7 +224,8 @@ def hostile_burst(soak: Soak, record: FaultRecord, target: str) -> list[Agent]:
     a.veth.send(Path(MALFORMED), pps=5000, loop=loops)
     truth = traffic.truth_of(Path(MALFORMED), soak.rules)
     for kind, n in truth.counts.items():
-        a.hostile_generated[kind] += n * loops
+        # Looped copies of a flow share its 5-tuple and merge live: flows count once per burst.
+        a.hostile_generated[kind] += n if kind == "flow" else n * loops
     record.detail["packets"] = loops * 28
     _hold(1.0)
     record.ok = a.proc.alive()

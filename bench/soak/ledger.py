@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from telemetry.codec import INGEST_PATH, compress, decode_batch, decompress, encode_batch, new_batch
-from telemetry.schema import AlertEvent, Batch
+from telemetry.schema import AlertEvent, Batch, ObservationEvent
 from telemetry.signing import sign
 
 _SPOOL_NAME: Final = re.compile(r"^(\d{20})\.([adfho]*)\.(zst|gz|mp)$")
@@ -100,6 +100,7 @@ class SpoolFile:
     events: int
     kinds: dict[str, int]
     alerts: tuple[tuple[Any, ...], ...]
+    observations: tuple[tuple[Any, ...], ...] = ()
 
 
 def read_spool(spool_dir: Path) -> tuple[list[SpoolFile], list[str]]:
@@ -122,7 +123,10 @@ def read_spool(spool_dir: Path) -> tuple[list[SpoolFile], list[str]]:
         alerts = tuple(
             (round(e.ts, 6), e.sid, e.src, e.sport, e.dst, e.dport) for e in batch.events if isinstance(e, AlertEvent)
         )
-        out.append(SpoolFile(path, batch.seq, len(batch.events), dict(kinds), alerts))
+        observations = tuple(
+            (e.kind, round(e.ts, 6), e.src, e.dst) for e in batch.events if isinstance(e, ObservationEvent)
+        )
+        out.append(SpoolFile(path, batch.seq, len(batch.events), dict(kinds), alerts, observations))
     return out, problems
 
 

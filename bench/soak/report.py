@@ -123,8 +123,10 @@ def _account(soak: Soak, a: Agent) -> tuple[dict[str, Any], list[str]]:
     shed: Counter[str] = Counter(totals["shed"])
     shed_obs = shed.pop("obs", 0)
     corrupt_kinds: Counter[str] = Counter()
+    corrupt_ids: set[tuple[Any, ...]] = set()
     for f in a.corrupted:
         corrupt_kinds.update(f.kinds)
+        corrupt_ids.update(f.alerts, f.observations)
     truth = soak.truth.get(a.name, {"counts": {}, "devices": []})
     captured_rounds = sum(1 for _, _, up in a.rounds if up)
     stored_ids = {"alert": store.alerts(a.name), **{k: Counter[tuple[Any, ...]]() for k in traffic.SHIPPED_OBS}}
@@ -145,30 +147,38 @@ def _account(soak: Soak, a: Agent) -> tuple[dict[str, Any], list[str]]:
             window = sum(1 for t in flow_ends if _in_window(t, a.kills, KILL_WINDOW + 2.0))
             missing = max(0, counts[kind] - stored)
             row.update(stored=stored, duplicates=max(0, stored - counts[kind]), not_captured_stored=0)
-            lost_window = min(missing, window)
+            lost_window, damaged = min(missing, window), 0
         else:
             produced, got = ids[kind], stored_ids[kind]
             dup = sum(n - 1 for n in got.values() if n > 1)
             extra = sum((Counter(got.keys()) - Counter(produced.keys())).values())
             missing_ids = Counter(produced.keys()) - Counter(got.keys())
             missing = sum(missing_ids.values())
+            damaged = sum(1 for key in missing_ids if key in corrupt_ids)
             lost_window = sum(
-                1 for key in missing_ids if _in_window(float(key[0 if kind == "alert" else 1]), a.kills, KILL_WINDOW)
+                1
+                for key in missing_ids
+                if key not in corrupt_ids and _in_window(float(key[0 if kind == "alert" else 1]), a.kills, KILL_WINDOW)
             )
             row.update(stored=sum(got.values()), duplicates=dup, not_captured_stored=extra)
             if extra:
                 fails.append(f"{a.name}: {extra} stored {kind} events were never captured")
+        # Flows are matched by count: damaged files first, then the agent's shed counters, then kills.
         rest = missing
-        corrupt = min(rest, corrupt_kinds[kind])
+        corrupt = min(rest, corrupt_kinds[kind]) if kind == "flow" else damaged
         rest -= corrupt
+        if kind != "flow":
+            lost_window = min(rest, lost_window)
+            rest -= lost_window
         if kind in traffic.SHIPPED_OBS:
             shed_here = min(rest, obs_budget)
             obs_budget -= shed_here
         else:
             shed_here = min(rest, shed[kind])
         rest -= shed_here
-        lost_window = min(rest, lost_window)
-        rest -= lost_window
+        if kind == "flow":
+            lost_window = min(rest, lost_window)
+            rest -= lost_window
         row.update(
             missing=missing,
             lost_unacked_at_kill=lost_window,

@@ -213,7 +213,7 @@ class Soak:
         spool = base / "spool"
         table = self._enrol(c, name, site, spool, url=f"http://127.0.0.1:{port}")["table"]
         # The second agent gets a small spool bound, so a long blackhole makes it shed by kind.
-        bound = "spool_max_bytes = 65536\n" if i == 1 else ""
+        bound = "spool_max_bytes = 8192\n" if i == 1 else ""
         table = table.replace("spool_max_bytes", "# spool_max_bytes")
         config = self.tmp / f"{name}.toml"
         config.write_text(
