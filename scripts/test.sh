@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-DEBS=(tshark p0f tcpreplay tcpdump libndpi-bin chromium chromium-driver postgresql nats-server iproute2 systemd ieee-data)
+DEBS=(tshark p0f tcpreplay tcpdump libndpi-bin chromium chromium-driver postgresql nats-server iproute2 systemd ieee-data faketime)
 if [ "$(id -u)" = 0 ]; then
     missing=()
     for p in "${DEBS[@]}"; do
