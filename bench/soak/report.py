@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from bench.soak.run import Agent, Soak
 
 KINDS: Final = ("flow", "alert", *traffic.SHIPPED_OBS)
+# A health event's start (ts - uptime) is within this many seconds of its process start: the agent
+# imports, loads rules and opens capture in between.
+HEALTH_MATCH: Final = 15.0
 
 
 def _produced(a: Agent) -> tuple[Counter[str], dict[str, Counter[tuple[Any, ...]]], list[float], set[str]]:
@@ -69,15 +72,26 @@ def _incarnations(health: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return out
 
 
+def _process_runs(a: Agent) -> list[tuple[float, dict[str, Any] | None]]:
+    """Each incarnation of the agent process: its start time and its "stopped" log line, if any."""
+    runs: list[tuple[float, dict[str, Any] | None]] = []
+    for r in a.proc.log_records():
+        raw = r.get("raw")
+        if isinstance(raw, str) and raw.startswith("--- start "):
+            runs.append((float(raw.split()[2]), None))
+        elif r.get("msg") == "stopped" and runs:
+            runs[-1] = (runs[-1][0], r)
+    return runs
+
+
 def _health_totals(a: Agent, health: list[dict[str, Any]]) -> dict[str, Any]:
     shed: Counter[str] = Counter()
     corrupt = drops_k = drops_p = packets = invalid = 0
     alarms: set[str] = set()
     reasons: Counter[str] = Counter()
-    for inc in _incarnations(health):
+    health_runs = _incarnations(health)
+    for inc in health_runs:
         last = inc[-1]
-        for k, n in (last.get("shed") or {}).items():
-            shed[k] += int(n)
         drops_k += int(last.get("drops_kernel", 0))
         drops_p += int(last.get("drops_pipeline", 0))
         packets += int(last.get("packets", 0))
@@ -88,18 +102,45 @@ def _health_totals(a: Agent, health: list[dict[str, Any]]) -> dict[str, Any]:
                     alarms.add(str(x))
                     reasons[re.sub(r"\d+", "N", str(x))] += 1
             corrupt = max(corrupt, int(h.get("corrupt", 0)))
-    # The final "stopped" log line carries the last incarnation's shed counts even past its last health event.
-    stopped = [r for r in a.proc.log_records() if r.get("msg") == "stopped"]
-    if stopped:
-        final = Counter({k: int(v) for k, v in (stopped[-1].get("shed") or {}).items()})
-        last_inc = _incarnations(health)[-1] if health else []
-        last_shed = Counter({k: int(v) for k, v in ((last_inc[-1].get("shed") or {}) if last_inc else {}).items()})
-        for k in final:
-            shed[k] += max(0, final[k] - last_shed[k])
+    # Shed totals per process run: a stopped run's last log line has them all (including what its
+    # SIGTERM flush shed after its last health event); a killed run's last stored health event, found
+    # by its start time (ts - uptime; killed runs never run under a faked clock).
+    runs: list[dict[str, Any]] = []
+    for started, stopped in _process_runs(a):
+        gaps = [
+            (abs(float(i[0].get("ts", 0)) - float(i[0].get("uptime", 0)) - started), n)
+            for n, i in enumerate(health_runs)
+        ]
+        gap, best = min(gaps, default=(HEALTH_MATCH, -1))
+        matched = health_runs[best] if gap < HEALTH_MATCH else []
+        final: dict[str, Any] = {}
+        if stopped is not None:
+            final = stopped.get("shed") or {}
+        elif matched:
+            final = matched[-1].get("shed") or {}
+        for k, n in final.items():
+            shed[k] += int(n)
+        run_alarms = {str(x) for h in matched for x in h.get("alarms") or ()}
+        reason = ""
+        if final:
+            reason = (
+                "spool write failed: ENOSPC"
+                if any("No space left" in x for x in run_alarms)
+                else "spool over spool_max_bytes (shed by kind, no alarm)"
+            )
+        runs.append(
+            {
+                "started": round(started, 1),
+                "ended": "SIGTERM" if stopped is not None else "killed or running",
+                "shed": final,
+                "shed_reason": reason,
+            }
+        )
     return {
         "shed": dict(shed),
         "alarms": sorted(alarms),
         "shed_reasons": dict(reasons),
+        "runs": runs,
         "drops_kernel": drops_k,
         "drops_pipeline": drops_p,
         "packets": packets,
@@ -353,7 +394,10 @@ def render(report: dict[str, Any]) -> str:
             f"shed by kind {h['shed'] or '{}'}"
         )
         for reason, n in h["shed_reasons"].items():
-            out.append(f"  shed reason x{n}: {reason}")
+            out.append(f"  alarm x{n}: {reason}")
+        for run in h["runs"]:
+            if run["shed"]:
+                out.append(f"  run started {run['started']} ({run['ended']}): shed {run['shed']}: {run['shed_reason']}")
     skip = {"fault", "target", "at_s", "duration_s", "recovery_s", "ok"}
     rows = [
         [

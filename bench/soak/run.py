@@ -50,6 +50,8 @@ BATCH_MAX_AGE: Final = 1.0
 REQUEST_TIMEOUT: Final = 3.0
 KILL_WINDOW: Final = 3 * BATCH_MAX_AGE + REQUEST_TIMEOUT + 2.0
 RECOVERY_TIMEOUT: Final = 60.0
+MIN_SLOT: Final = 12.0
+MAX_SLOT: Final = 30.0
 
 
 @dataclass
@@ -283,8 +285,9 @@ class Soak:
         return out[:n]
 
     def _slot(self) -> float:
-        # Each fault needs ~5 s of fault and up to ~10 s of recovery on this hardware.
-        return max(12.0, self.p.minutes * 60 / len(FAULTS) * 0.8)
+        # Each fault needs ~5-12 s of fault and ~1-2 s of recovery on this hardware; long runs space
+        # faults at most MAX_SLOT apart so the schedule keeps cycling.
+        return min(MAX_SLOT, max(MIN_SLOT, self.p.minutes * 60 / len(FAULTS) * 0.8))
 
     def _target(self, kind: str) -> str:
         if kind in ("collector_kill", "clock_skew", "malformed_flood"):
