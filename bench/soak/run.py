@@ -2,8 +2,8 @@
 
 A `Soak` owns everything it creates (namespaces, tmpfs mounts, PostgreSQL schema, processes) and
 removes it in `close()`, whatever happened. Faults run one at a time in slots of equal length; after
-each, the time to recover is how long until every affected agent has a new batch stored (and, for a
-killed collector, until it answers `/healthz`).
+each, the time to recover is how long until every affected agent has a new batch stored (a restarted
+collector is first waited for on `/healthz`, and its restart time reported apart).
 """
 
 from __future__ import annotations
@@ -45,11 +45,14 @@ MAX_SKEW: Final = 300.0
 # The tmpfs under the first agent's spool: small enough to fill in a moment.
 SPOOL_TMPFS: Final = "1m"
 # Seconds a killed agent may lose: its open batch (batch_max_age) and the two batches of the memory
-# queue (docs/wire.md), each at most batch_max_age old, plus a send in flight (request_timeout).
+# queue (docs/wire.md), each at most batch_max_age old, plus a send in flight (request_timeout), plus
+# the pipeline worker's 1 s tick and the hand-off to the event loop (agent/daemon.py TICK), doubled.
 BATCH_MAX_AGE: Final = 1.0
 REQUEST_TIMEOUT: Final = 3.0
 KILL_WINDOW: Final = 3 * BATCH_MAX_AGE + REQUEST_TIMEOUT + 2.0
+# A fault not recovered from within this many seconds fails the run.
 RECOVERY_TIMEOUT: Final = 60.0
+# Seconds between fault starts (see Soak._slot).
 MIN_SLOT: Final = 12.0
 MAX_SLOT: Final = 30.0
 
@@ -66,6 +69,7 @@ class Profile:
     round_period: float = 3.0
     pps: int = 200
     postgres: bool = True
+    # Malformed requests per flood: twice the collector's default burst (60), so its rate limiter answers too.
     flood: int = 120
     workdir: Path | None = None
     keep: bool = False
