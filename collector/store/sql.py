@@ -22,10 +22,11 @@ class Dialect:
     serial: str
     like: str
     numbered: bool
+    blob: str = "BLOB"
 
     def render(self, sql: str) -> str:
-        """Dialect text of a statement written with `?` and `{least}`/`{greatest}`/`{serial}`/`{like}`."""
-        text = sql.format(least=self.least, greatest=self.greatest, serial=self.serial, like=self.like)
+        """Dialect text of a statement written with `?` and `{least}`/`{greatest}`/`{serial}`/`{like}`/`{blob}`."""
+        text = sql.format(least=self.least, greatest=self.greatest, serial=self.serial, like=self.like, blob=self.blob)
         if not self.numbered:
             return text
         counter = iter(range(1, 10_000))
@@ -33,7 +34,9 @@ class Dialect:
 
 
 SQLITE: Final = Dialect("sqlite", "min", "max", "INTEGER PRIMARY KEY", "LIKE", numbered=False)
-POSTGRES: Final = Dialect("postgresql", "LEAST", "GREATEST", "BIGSERIAL PRIMARY KEY", "ILIKE", numbered=True)
+POSTGRES: Final = Dialect(
+    "postgresql", "LEAST", "GREATEST", "BIGSERIAL PRIMARY KEY", "ILIKE", numbered=True, blob="BYTEA"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,27 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
                 path TEXT NOT NULL, query TEXT NOT NULL, status INTEGER NOT NULL, remote TEXT,
                 detail TEXT)""",
             "CREATE INDEX audit_ts ON audit (ts)",
+        ),
+    ),
+    Migration(
+        2,
+        "fleet bundles, groups, assignments and settings; alerts by sid",
+        (
+            # The same tables collector/fleet/store.py creates when absent; made here under the migration
+            # lock so two collectors starting together on one PostgreSQL never race on them.
+            """CREATE TABLE IF NOT EXISTS fleet_bundles (
+                digest TEXT PRIMARY KEY, version TEXT NOT NULL, description TEXT NOT NULL,
+                created DOUBLE PRECISION NOT NULL, published_at DOUBLE PRECISION NOT NULL, size BIGINT NOT NULL,
+                files INTEGER NOT NULL, key_id TEXT NOT NULL, archive {blob} NOT NULL)""",
+            "CREATE TABLE IF NOT EXISTS fleet_site_groups (site TEXT PRIMARY KEY, group_name TEXT NOT NULL)",
+            """CREATE TABLE IF NOT EXISTS fleet_assignments (
+                target_kind TEXT NOT NULL, target TEXT NOT NULL, digest TEXT NOT NULL, previous TEXT,
+                canary TEXT NOT NULL, percent INTEGER NOT NULL, assigned_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (target_kind, target))""",
+            """CREATE TABLE IF NOT EXISTS fleet_settings (
+                target_kind TEXT NOT NULL, target TEXT NOT NULL, settings TEXT NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (target_kind, target))""",
+            "CREATE INDEX IF NOT EXISTS alerts_sid ON alerts (sid)",
         ),
     ),
 )
