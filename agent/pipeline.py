@@ -21,11 +21,15 @@ from capture.errors import DecodeError
 from capture.flows import FlowConfig, FlowTable
 from capture.frame import Frame
 from capture.observe import Observation, Observer
+from capture.packet import PROTO_UDP
 from capture.pcapfile import read_frames
 from signatures.hassh import hassh, hassh_server
 from signatures.ja3 import ja3, ja3s
 from signatures.ja4 import ja4
 
+# UDP services whose answers can be the first packet seen of an exchange (DNS, DHCP, NetBIOS, DHCPv6,
+# SSDP, mDNS, LLMNR, NTP, SNMP, QUIC).
+SERVICE_PORTS = frozenset({53, 67, 123, 137, 161, 443, 547, 1900, 5353, 5355})
 # Distinct SYN signatures whose p0f label is remembered (a school LAN shows a few hundred).
 P0F_CACHE_SIZE = 4096
 # Debian's p0f package installs its database here.
@@ -152,18 +156,29 @@ class Pipeline:
             flow, d = self.flows.update(pkt)
             if self.flows.ended:
                 self._flows_ended()
+            if (
+                pkt.proto == PROTO_UDP
+                and flow.pkts_fwd == 1
+                and not flow.pkts_rev
+                and pkt.sport in SERVICE_PORTS
+                and pkt.dport not in SERVICE_PORTS
+            ):
+                # A UDP exchange first seen from the server's side (a unicast answer to a multicast
+                # query, or a capture that started mid-way): rules see it as to_client, as Suricata does.
+                flow.ext["server_first"] = True
         obs = self.observer.packet(pkt, flow, d)
+        rd = d ^ 1 if flow is not None and "server_first" in flow.ext else d  # direction for the rules
         if flow is not None and flow.quiet and self._fast and "fast" not in flow.ext:
             self.flows.make_fast(flow)
         if self._engine is not None and pkt.ip_version:
-            for a in self._engine.on_packet(pkt, flow, d):
+            for a in self._engine.on_packet(pkt, flow, rd):
                 self._alert(a.to_event())
         if self._ioc is not None and flow is not None and flow.pkts_fwd + flow.pkts_rev == 1:
             for a in self._ioc.match_packet(pkt):
                 self._alert(a.to_event())
         if obs:
             for o in obs:
-                self._observation(o)
+                self._observation(o if rd == d else o._replace(direction=o.direction ^ 1))
 
     def _observation(self, o: Observation) -> None:
         f = o.fields

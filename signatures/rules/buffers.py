@@ -24,7 +24,8 @@ APP_FIELDS = {
 }
 
 
-_TLS_FIELDS = {"tls.sni": "sni", "ja3.hash": "ja3", "ja4.hash": "ja4", "ja3s.hash": "ja3s"}
+_TLS_FIELDS = {"tls.sni": "sni", "ja3.hash": "ja3", "ja4.hash": "ja4", "ja3s.hash": "ja3s",
+               "ja3.string": "ja3_string", "ja3s.string": "ja3s_string"}  # fmt: skip
 
 
 def to_bytes(value: Any) -> bytes | None:

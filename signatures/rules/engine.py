@@ -38,10 +38,12 @@ _ONCE_PER_FLOW = frozenset({"tls_client", "tls_server", "ssh"})
 _ECHO_TYPES = frozenset({0, 8, 13, 14, 15, 16, 17, 18, 128, 129})  # ICMP messages with id/seq (RFC 792, 4443)
 _ID_SEQ = struct.Struct("!HH")
 _APP_IP_PROTOS = {"http": {PROTO_TCP}, "http1": {PROTO_TCP}, "tls": {PROTO_TCP}, "ssh": {PROTO_TCP},
-                  "dns": {PROTO_TCP, PROTO_UDP}, "dhcp": {PROTO_UDP}}  # fmt: skip
+                  "dns": {PROTO_TCP, PROTO_UDP}, "dhcp": {PROTO_UDP}, "llmnr": {PROTO_TCP, PROTO_UDP},
+                  "mdns": {PROTO_UDP}, "quic": {PROTO_UDP}}  # fmt: skip
 _APP_NAMES = {"http1": "http"}
 _APP_OBSERVATIONS = {"http": ("http",), "http1": ("http",), "dns": ("dns",), "tls": ("tls_client",),
-                     "ssh": ("ssh",), "dhcp": ("dhcp",)}  # fmt: skip
+                     "ssh": ("ssh",), "dhcp": ("dhcp",), "llmnr": ("dns",), "mdns": ("dns",),
+                     "quic": ("tls_client",)}  # fmt: skip
 # Protocols carried by TCP only: their payload rules run on the reassembled stream.
 _STREAM_PROTOS = frozenset({"tcp", "tcp-stream", "http", "http1", "tls", "ssh"})
 _ACTION_RANK = {"pass": 0, "drop": 1, "reject": 1, "rejectsrc": 1, "rejectdst": 1, "rejectboth": 1, "alert": 2}
@@ -372,7 +374,7 @@ class RuleEngine:
                 cands |= pf.scan(v)
         if not cands:
             return []
-        app = _observation_app(kind, fields)
+        app = _observation_app(kind, fields, flow)
         out: list[Alert] = []
         once: set[tuple[int, int]] | None = None
         if flow is not None and kind in _ONCE_PER_FLOW:
@@ -512,9 +514,10 @@ def _obs_fast_pattern(c: _Compiled) -> tuple[str, bytes, bool] | None:
     return None
 
 
-def _observation_app(obs_type: str, fields: dict[str, Any]) -> str:
+def _observation_app(obs_type: str, fields: dict[str, Any], flow: Any = None) -> str:
     if obs_type in ("tls_client", "tls_server"):
-        return "quic" if fields.get("quic") else "tls"
+        quic = fields.get("quic") or (flow is not None and flow.app == "quic")
+        return "quic" if quic else "tls"
     if obs_type == "dns":
         return str(fields.get("proto_name") or "dns")
     return obs_type

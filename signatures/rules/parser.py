@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 MAX_RULE_TEXT = 64 * 1024
 ACTIONS = frozenset({"alert", "pass", "drop", "reject", "rejectsrc", "rejectdst", "rejectboth"})
 PACKET_PROTOS = frozenset({"ip", "tcp", "udp", "icmp", "tcp-pkt", "tcp-stream"})
-APP_PROTOS = frozenset({"http", "http1", "dns", "tls", "ssh", "dhcp"})
+APP_PROTOS = frozenset({"http", "http1", "dns", "tls", "ssh", "dhcp", "llmnr", "mdns", "quic"})
 
 STICKY = {"http.uri": "http.uri", "http.uri.raw": "http.uri.raw", "http.method": "http.method",
           "http.host": "http.host", "http.host.raw": "http.host.raw",
@@ -46,6 +46,7 @@ STICKY = {"http.uri": "http.uri", "http.uri.raw": "http.uri.raw", "http.method":
           "http.header.raw": "http.header.raw", "dns.query": "dns.query", "dns_query": "dns.query",
           "tls.sni": "tls.sni", "tls_sni": "tls.sni", "ja3.hash": "ja3.hash", "ja3_hash": "ja3.hash",
           "ja3s.hash": "ja3s.hash", "ja3s_hash": "ja3s.hash", "ja4.hash": "ja4.hash",
+          "ja3.string": "ja3.string", "ja3s.string": "ja3s.string",
           "pkt_data": "payload"}  # fmt: skip
 LEGACY_MODIFIERS = {"http_uri": "http.uri", "http_raw_uri": "http.uri.raw", "http_method": "http.method",
                     "http_host": "http.host", "http_raw_host": "http.host.raw",
@@ -55,7 +56,8 @@ LEGACY_MODIFIERS = {"http_uri": "http.uri", "http_raw_uri": "http.uri.raw", "htt
 BUFFER_OBSERVATION = {"http.uri": "http", "http.uri.raw": "http", "http.method": "http", "http.host": "http",
                       "http.host.raw": "http", "http.user_agent": "http", "http.header": "http",
                       "http.header.raw": "http", "dns.query": "dns", "tls.sni": "tls_client",
-                      "ja3.hash": "tls_client", "ja4.hash": "tls_client", "ja3s.hash": "tls_server"}  # fmt: skip
+                      "ja3.hash": "tls_client", "ja4.hash": "tls_client", "ja3s.hash": "tls_server",
+                      "ja3.string": "tls_client", "ja3s.string": "tls_server"}  # fmt: skip
 # Options that only annotate an alert (Suricata: `target` marks which side is the target in logs).
 _IGNORED = frozenset({"reference", "metadata", "target"})
 _CONTENT_INT_MODS = ("offset", "depth", "distance", "within")
