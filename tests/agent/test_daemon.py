@@ -478,10 +478,10 @@ async def test_watchdog_pings_at_half_the_interval_and_stop_when_the_pipeline_is
 ) -> None:
     import socket
 
-    import agent.daemon as daemon_mod
+    import agent.worker as worker_mod
     from agent.sdnotify import Notifier
 
-    monkeypatch.setattr(daemon_mod, "STALL_TICKS", 1)  # stuck after one tick (1 s) instead of ten
+    monkeypatch.setattr(worker_mod, "STALL_TICKS", 1)  # stuck after one tick (1 s) instead of ten
     path = tmp_path / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(path))
