@@ -343,6 +343,11 @@ class Shipper:
             return
         finally:
             self._shed.update(Counter(spool.shed) - before)
+        shed_now = Counter(spool.shed) - before
+        if shed_now:
+            # The spool's size bound made room by shedding (flows first, alerts last): say so, by kind.
+            kinds = ", ".join(f"{n} {k}" for k, n in sorted(shed_now.items()))
+            self._alarm(f"spool full ({spool.max_bytes} bytes): shed {kinds}")
         if stored:
             self._c["batches_spooled"] += 1
 

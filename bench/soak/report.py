@@ -126,7 +126,7 @@ def _health_totals(a: Agent, health: list[dict[str, Any]]) -> dict[str, Any]:
             reason = (
                 "spool write failed: ENOSPC"
                 if any("No space left" in x for x in run_alarms)
-                else "spool over spool_max_bytes (shed by kind, no alarm)"
+                else "spool over spool_max_bytes (shed by kind)"
             )
         runs.append(
             {

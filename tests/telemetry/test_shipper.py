@@ -253,5 +253,6 @@ async def test_spool_full_through_the_shipper_keeps_alerts(tmp_path: Path, recei
     got_alerts = [e for e in got if isinstance(e, AlertEvent)]
     print(f"spool full: shed {down.shed} while down; delivered {len(got)} events, {len(got_alerts)}/60 alerts")
     assert down.shed.get("flow", 0) > 0 and "alert" not in down.shed
+    assert any(a.startswith("spool full (24576 bytes): shed") and "flow" in a for a in down.alarms), down.alarms
     assert got_alerts == alerts  # every alert, in order
     assert len(got) - len(got_alerts) + stats.shed["flow"] == len(flows)
