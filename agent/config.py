@@ -278,7 +278,7 @@ def _expand(value: str, base: Path | None) -> str:
     if creds is not None:
         value = value.replace("${" + CREDENTIALS_VAR + "}", creds)
     path = Path(value).expanduser()
-    return str(path if path.is_absolute() or base is None else base / path)
+    return str(path if path.is_absolute() or base is None else base.resolve() / path)
 
 
 def _collector(table: Any, base: Path | None, problems: list[ConfigProblem]) -> ShipperConfig | None:
@@ -289,6 +289,15 @@ def _collector(table: Any, base: Path | None, problems: list[ConfigProblem]) -> 
         return None
     table = dict(table)
     if isinstance(table.get("secret_file"), str):
+        if "${" + CREDENTIALS_VAR + "}" in table["secret_file"] and CREDENTIALS_VAR not in os.environ:
+            problems.append(
+                ConfigProblem(
+                    "collector.secret_file",
+                    f"${{{CREDENTIALS_VAR}}} is set by systemd (LoadCredential=) when the unit runs; "
+                    "outside the unit, give the secret file's path",
+                )
+            )
+            return None
         table["secret_file"] = _expand(table["secret_file"], base)
     try:
         return ShipperConfig.from_mapping(table, base=base)
