@@ -1,4 +1,4 @@
-"""Test helper: load the reference tools' outputs in /work/shared/corpora-like folders.
+"""Test helper: load the reference tools' outputs in ../shared/corpora-like folders.
 
 Each loader returns a list of (key, value) where key is the sender's (src, sport) or the flow's
 (src, sport, dst, dport), so one capture can be compared with what our code finds.
