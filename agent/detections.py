@@ -42,6 +42,14 @@ _ZERO_MACS = frozenset({"", "00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"})
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+# Keys of a [detections] table (the agent config's DetectionsSection names, and their older aliases).
+_LAN_KEYS = frozenset({
+    "gateways", "closed_segments", "known_macs", "allowed_dhcp_servers", "dhcp_servers", "site_resolvers",
+    "resolvers", "scan_port_threshold", "scan_host_threshold", "scan_window", "learn_seconds",
+    "realert_seconds", "max_tracked",
+})  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class LanConfig:
     """Site knowledge for the detections; empty lists turn the matching detection off."""
@@ -66,7 +74,18 @@ class LanConfig:
         """Build from a mapping (the TOML [detections] table) or an object with those attributes."""
         if isinstance(cfg, LanConfig):
             return cfg
+        if isinstance(cfg, Mapping):
+            unknown = sorted(set(cfg) - _LAN_KEYS)
+            if unknown:
+                raise ValueError(f"detections.{unknown[0]}: unknown key (known: {', '.join(sorted(_LAN_KEYS))})")
         get = cfg.get if isinstance(cfg, Mapping) else (lambda k, d=None: getattr(cfg, k, d))
+
+        def num(key: str, kind: type[int] | type[float], default: float) -> Any:
+            value = get(key, default)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"detections.{key}: expected a number, got {value!r}")
+            return kind(value)
+
         gateways: list[tuple[str, str | None]] = []
         for g in get("gateways", ()) or ():
             ip, _, mac = str(g).partition("=")
@@ -86,12 +105,12 @@ class LanConfig:
             gateways=tuple(gateways),
             resolvers=tuple(str(r) for r in resolvers),
             closed_segments=tuple(closed),
-            scan_port_threshold=int(get("scan_port_threshold", d.scan_port_threshold)),
-            scan_host_threshold=int(get("scan_host_threshold", d.scan_host_threshold)),
-            scan_window=float(get("scan_window", d.scan_window)),
-            learn_seconds=float(get("learn_seconds", d.learn_seconds)),
-            realert_seconds=float(get("realert_seconds", d.realert_seconds)),
-            max_tracked=int(get("max_tracked", d.max_tracked)),
+            scan_port_threshold=num("scan_port_threshold", int, d.scan_port_threshold),
+            scan_host_threshold=num("scan_host_threshold", int, d.scan_host_threshold),
+            scan_window=num("scan_window", float, d.scan_window),
+            learn_seconds=num("learn_seconds", float, d.learn_seconds),
+            realert_seconds=num("realert_seconds", float, d.realert_seconds),
+            max_tracked=num("max_tracked", int, d.max_tracked),
         )
 
 

@@ -68,3 +68,23 @@ def test_output_file_option(tmp_path: Path) -> None:
     out = run("replay", str(PCAPS / "raw_ip.pcap"), "-o", str(dest))
     assert out.returncode == 0 and out.stdout == ""
     assert json.loads(dest.read_text().splitlines()[-1])["type"] == "stats"
+
+
+def test_bad_knowledge_files_are_one_line_errors(tmp_path: Path) -> None:
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text("x = [")
+    typo = tmp_path / "typo.toml"
+    typo.write_text('[detections]\nalowed_dhcp_servers = ["192.0.2.1"]\n')
+    cases = [
+        (["--rules", str(tmp_path / "none.rules")], "none.rules"),
+        (["--ioc", str(tmp_path / "none.txt")], "none.txt"),
+        (["--detections", str(bad_toml)], "not valid TOML"),
+        (["--detections", str(typo)], "detections.alowed_dhcp_servers: unknown key"),
+        (["--p0f", str(tmp_path / "none.fp")], "no such p0f database"),
+        (["-o", str(tmp_path / "no" / "dir.jsonl")], "No such file or directory"),
+    ]
+    for extra, needle in cases:
+        out = run("replay", str(PCAPS / "raw_ip.pcap"), *extra)
+        assert out.returncode == 2, (extra, out.stderr)
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("veille: error: ") and needle in lines[0], (extra, lines)

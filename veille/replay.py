@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 import tomllib
 from dataclasses import replace
@@ -10,7 +12,7 @@ from typing import Any, TextIO
 
 from agent.output import EveWriter, JsonlWriter, TableWriter
 from agent.pipeline import Pipeline, PipelineConfig, replay_frames
-from capture.errors import CaptureFileError
+from capture.errors import CaptureFileError, VeilleError
 from capture.pcapfile import read_frames
 
 
@@ -20,6 +22,8 @@ def build_config(args: argparse.Namespace) -> PipelineConfig:
         cfg.flows = replace(cfg.flows, stream_depth=args.stream_depth)
     cfg.fingerprints = not args.no_fingerprints
     if args.p0f:
+        if not os.path.isfile(args.p0f):
+            raise FileNotFoundError(errno.ENOENT, "no such p0f database", args.p0f)
         cfg.p0f_path = args.p0f
     cfg.inventory = not args.no_inventory
     cfg.rule_files = list(args.rules)
@@ -32,8 +36,11 @@ def build_config(args: argparse.Namespace) -> PipelineConfig:
     cfg.variables = variables
     cfg.ioc_files = list(args.ioc)
     if args.detections:
-        with open(args.detections, "rb") as f:
-            doc = tomllib.load(f)
+        try:
+            with open(args.detections, "rb") as f:
+                doc = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"{args.detections}: not valid TOML: {e}") from None
         cfg.detections = doc.get("detections", doc)
     return cfg
 
@@ -68,8 +75,25 @@ def privacy_from_args(args: argparse.Namespace) -> Any:
     return SitePrivacy(cfg)
 
 
+# What a bad rule, IOC, detections or p0f file raises while the pipeline loads its knowledge.
+CONFIG_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, VeilleError, tomllib.TOMLDecodeError)
+
+
+def make_pipeline(cfg: PipelineConfig) -> Pipeline | None:
+    """The pipeline, or None after a one-line error naming the file or key that could not be loaded."""
+    try:
+        return Pipeline(cfg)
+    except CONFIG_ERRORS as e:
+        print(f"veille: error: {e}", file=sys.stderr)
+        return None
+
+
 def run_replay(args: argparse.Namespace) -> int:
-    cfg = build_config(args)
+    try:
+        cfg = build_config(args)
+    except CONFIG_ERRORS as e:
+        print(f"veille: error: {e}", file=sys.stderr)
+        return 2
     from agent.privacy import PrivacyError
 
     try:
@@ -81,11 +105,18 @@ def run_replay(args: argparse.Namespace) -> int:
         from veille.ship import run_ship
 
         return run_ship(args, cfg, privacy)
+    made = make_pipeline(cfg)
+    if made is None:
+        return 2
+    pipeline = made
     fmt = args.format or ("table" if sys.stdout.isatty() and not args.output else "jsonl")
-    out: TextIO = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+    try:
+        out: TextIO = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+    except OSError as e:
+        print(f"veille: error: -o {args.output}: {e.strerror}", file=sys.stderr)
+        return 2
     writer: Any = {"jsonl": JsonlWriter, "eve": EveWriter}.get(fmt, TableWriter)(out)
     write = writer.write if privacy is None else (lambda evs: writer.write(privacy.apply(evs)))
-    pipeline = Pipeline(cfg)
     _report_skipped(pipeline)
     status = 0
     try:

@@ -52,7 +52,12 @@ def run_ship(args: argparse.Namespace, cfg: PipelineConfig, privacy: Any = None)
     except TelemetryError as e:
         print(f"veille: error: {e}", file=sys.stderr)
         return 2
-    pipeline = Pipeline(cfg)
+    from veille.replay import make_pipeline
+
+    made = make_pipeline(cfg)
+    if made is None:
+        return 2
+    pipeline = made
     status = [0]
     stats: dict[str, Any] = {}
 
