@@ -21,17 +21,29 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 _REC = struct.Struct("<IIII")
-_HELLO = bytes.fromhex(
-    "16030100c8010000c40303" + "11" * 32 + "20" + "22" * 32 + "0020"
-    "130113021303c02bc02fc02cc030cca9cca8c013c014009c009d002f0035"
-    "0100005b"
-    "00000014001200000f7777772e6578616d706c652e636f6d"
-    "000a000a0008001d001700180019"
-    "000b00020100"
-    "000d0012001004030804040105030805050108060601"
-    "0010000e000c02683208687474702f312e31"
-    "002b0005040304030300330000"
-)
+def _client_hello() -> bytes:
+    """A Chrome-like TLS ClientHello record (SNI www.example.com), lengths computed from the parts."""
+    suites = bytes.fromhex("130113021303c02bc02fc02cc030cca9cca8c013c014009c009d002f0035")
+    sni = b"www.example.com"
+    exts = (
+        bytes.fromhex("0000") + (len(sni) + 5).to_bytes(2, "big") + (len(sni) + 3).to_bytes(2, "big")
+        + b"\x00" + len(sni).to_bytes(2, "big") + sni
+        + bytes.fromhex("000a000a0008001d001700180019")
+        + bytes.fromhex("000b00020100")
+        + bytes.fromhex("000d0012001004030804040105030805050108060601")
+        + bytes.fromhex("0010000e000c02683208687474702f312e31")
+        + bytes.fromhex("002b0005040304030300330000")
+    )
+    body = (
+        bytes.fromhex("0303") + b"\x11" * 32 + b"\x20" + b"\x22" * 32
+        + len(suites).to_bytes(2, "big") + suites + bytes.fromhex("0100")
+        + len(exts).to_bytes(2, "big") + exts
+    )
+    hs = b"\x01" + len(body).to_bytes(3, "big") + body
+    return bytes.fromhex("160301") + len(hs).to_bytes(2, "big") + hs
+
+
+_HELLO = _client_hello()
 # A TLS 1.2 ServerHello (ECDHE-RSA-AES128-GCM-SHA256, extended master secret, renegotiation info).
 _SERVER_HELLO = bytes.fromhex("160303003b020000370303" + "33" * 32 + "00c02f00000fff0100010000170000000b00020100")
 _HTTP = (
