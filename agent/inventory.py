@@ -139,6 +139,7 @@ class Inventory:
         # NetBIOS names registered by more than one MAC are workgroup/domain names, not device names.
         self._nbns_names: OrderedDict[str, set[str]] = OrderedDict()
         self._local = tuple(ipaddress.ip_network(n, strict=False) for n in self.config.local_networks)
+        self._local_cache: dict[str, bool] = {}  # address text -> is_local (the answer never changes)
         self._seq = 0
         self.evicted = 0
 
@@ -176,15 +177,20 @@ class Inventory:
 
     def is_local(self, ip: str) -> bool:
         """Private, link-local, shared or configured local address (bound addresses are checked apart)."""
-        if _is_private(ip):
-            return True
-        if self._local:
+        known = self._local_cache.get(ip)
+        if known is not None:
+            return known
+        local = _is_private(ip)
+        if not local and self._local:
             try:
                 addr = ipaddress.ip_address(ip)
             except ValueError:
                 return False
-            return any(addr in n for n in self._local)
-        return False
+            local = any(addr in n for n in self._local)
+        if len(self._local_cache) >= 65536:
+            self._local_cache.clear()
+        self._local_cache[ip] = local
+        return local
 
     # ------------------------------------------------------------ observations
 

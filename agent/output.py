@@ -21,7 +21,7 @@ class JsonlWriter:
     def write(self, events: list[dict[str, Any]]) -> None:
         if not events:
             return
-        lines = b"\n".join(_encoder.encode(e) for e in events) + b"\n"
+        lines = _encoder.encode_lines(events)
         if self.buffer is not None:
             self.out.flush()
             self.buffer.write(lines)

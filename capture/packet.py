@@ -103,13 +103,26 @@ class Packet:
         return self.data[self.tcp_opts_off : self.tcp_opts_off + self.tcp_opts_len]
 
 
+# Text forms of recently seen addresses: a site's events name the same few thousand hosts over and over.
+_IP_TEXT: dict[bytes, str] = {}
+_IP_TEXT_MAX = 65536
+
+
 def ip_text(addr: bytes) -> str:
     """Text form of a 4- or 16-byte address ("" when there is none)."""
+    text = _IP_TEXT.get(addr)
+    if text is not None:
+        return text
     if len(addr) == 4:
-        return f"{addr[0]}.{addr[1]}.{addr[2]}.{addr[3]}"
-    if len(addr) == 16:
-        return str(ipaddress.IPv6Address(addr))
-    return ""
+        text = f"{addr[0]}.{addr[1]}.{addr[2]}.{addr[3]}"
+    elif len(addr) == 16:
+        text = str(ipaddress.IPv6Address(addr))
+    else:
+        return ""
+    if len(_IP_TEXT) >= _IP_TEXT_MAX:
+        _IP_TEXT.clear()
+    _IP_TEXT[bytes(addr)] = text
+    return text
 
 
 def mac_text(mac: bytes) -> str:
@@ -117,10 +130,17 @@ def mac_text(mac: bytes) -> str:
     return mac.hex(":") if mac else ""
 
 
-def tcp_flags_text(flags: int) -> str:
-    """Flags in the fixed order S A F P R U E C, as `SAFPR` strings in flow events."""
+def _flags_text(flags: int) -> str:
     out = []
     for bit, ch in ((SYN, "S"), (ACK, "A"), (FIN, "F"), (PSH, "P"), (RST, "R"), (URG, "U"), (ECE, "E"), (CWR, "C")):
         if flags & bit:
             out.append(ch)
     return "".join(out)
+
+
+_FLAGS_TEXT = [_flags_text(i) for i in range(256)]
+
+
+def tcp_flags_text(flags: int) -> str:
+    """Flags in the fixed order S A F P R U E C, as `SAFPR` strings in flow events."""
+    return _FLAGS_TEXT[flags & 0xFF]
