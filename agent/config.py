@@ -107,6 +107,9 @@ class RulesSection:
     files: list[str] = field(default_factory=list)
     home_net: list[str] = field(default_factory=list)
     ioc_files: list[str] = field(default_factory=list)
+    # Suricata's tls encryption-handling: "default" stops content inspection of a TLS direction
+    # once it turns to ciphertext (and lets those packets bypass decoding); "full" inspects it.
+    encryption_handling: str = "default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,6 +405,8 @@ def _check(c: AgentConfig, data: dict[str, Any]) -> list[ConfigProblem]:
             if not os.path.isfile(path):
                 add(ConfigProblem(f"{key}[{i}]", f"{path}: no such file"))
     out.extend(_networks("rules.home_net", c.rules.home_net))
+    if c.rules.encryption_handling not in ("default", "full"):
+        add(ConfigProblem("rules.encryption_handling", f"{c.rules.encryption_handling!r}: must be default or full"))
     for key in ("fingerprints.p0f", "fingerprints.dhcp_db"):
         path = getattr(c.fingerprints, key.split(".")[1])
         if path and _given(data, key) and not os.path.isfile(path):

@@ -69,7 +69,7 @@ def build_knowledge(config: AgentConfig, previous: Knowledge | None = None) -> K
             lost = [s for s in ruleset.skipped if s.sid is not None and s.sid in running]
             if lost:
                 raise ReloadError(f"rules: {len(lost)} running rules no longer load; first: {lost[0]}")
-        engine = RuleEngine(ruleset, EngineConfig())
+        engine = RuleEngine(ruleset, EngineConfig(encryption_handling=r.encryption_handling))
     if r.ioc_files:
         from signatures.ioc import IocSet
 

@@ -18,10 +18,11 @@ from mypy_extensions import mypyc_attr
 
 from capture.decode import decode
 from capture.errors import DecodeError
+from capture.fastpath import ScanState, scan_pcap
 from capture.flows import FlowConfig, FlowTable
 from capture.frame import Frame
 from capture.observe import Observation, Observer
-from capture.packet import PROTO_UDP
+from capture.packet import PROTO_TCP, PROTO_UDP
 from capture.pcapfile import read_frames
 from signatures.hassh import hassh, hassh_server
 from signatures.ja3 import ja3, ja3s
@@ -52,6 +53,11 @@ class PipelineConfig:
     detections: dict[str, Any] | None = None
     # How often (capture seconds) idle flows are looked for.
     expire_interval: float = 1.0
+    # Account packets that no stage needs (ciphertext, payload-less segments, directions no rule
+    # inspects) from their wire bytes without decoding them. Off only to prove it changes nothing.
+    bypass: bool = True
+    # "default": no content inspection of TLS ciphertext (Suricata's default); "full": inspect it.
+    encryption_handling: str = "default"
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -92,15 +98,15 @@ class Pipeline:
                 nets = c.local_networks or _cidrs(c.variables.get("HOME_NET", ""))
                 self._inventory = Inventory(InventoryConfig(local_networks=tuple(nets)))
         self._engine: Any = None
-        # Quiet flows skip decoding unless a rule engine must see every packet.
-        self._fast = not c.rule_files
+        self._fast = c.bypass
+        self._scan = ScanState()
         self._ioc: Any = None
         self._lan: Any = None
         if c.rule_files:
             from signatures.rules import EngineConfig, RuleEngine, load_rules
 
             self.ruleset = load_rules(c.rule_files, c.variables)
-            self._engine = RuleEngine(self.ruleset, EngineConfig())
+            self._engine = RuleEngine(self.ruleset, EngineConfig(encryption_handling=c.encryption_handling))
         if c.ioc_files:
             from signatures.ioc import IocSet
 
@@ -168,8 +174,6 @@ class Pipeline:
                 flow.ext["server_first"] = True
         obs = self.observer.packet(pkt, flow, d)
         rd = d ^ 1 if flow is not None and "server_first" in flow.ext else d  # direction for the rules
-        if flow is not None and flow.quiet and self._fast and "fast" not in flow.ext:
-            self.flows.make_fast(flow)
         if self._engine is not None and pkt.ip_version:
             for a in self._engine.on_packet(pkt, flow, rd):
                 self._alert(a.to_event())
@@ -179,6 +183,36 @@ class Pipeline:
         if obs:
             for o in obs:
                 self._observation(o if rd == d else o._replace(direction=o.direction ^ 1))
+        if self._fast and flow is not None and pkt.proto == PROTO_TCP and not flow.closing:
+            observer = self.observer
+            engine = self._engine
+            m0 = observer.fast_mode(flow, 0)
+            m1 = observer.fast_mode(flow, 1)
+            if engine is not None:
+                m0 = min(m0, engine.fast_mode(flow, 0))
+                m1 = min(m1, engine.fast_mode(flow, 1))
+            if (m0, m1) != flow.ext.get("fast", (0, 0)):
+                self.flows.make_fast(flow, (m0, m1))
+
+    def read(self, path: str) -> Iterator[Frame]:
+        """The frames of a capture file that `feed` must see; the rest are accounted on the way."""
+        return read_frames(path, self.skip_fast if self._fast else None)
+
+    def skip_fast(self, buf: bytes, pos: int, end: int, big_endian: bool, scale: int) -> int:
+        """Account the pcap records from `pos` that belong to bypassed flows, as `feed` would
+        (the reader's `skip` hook); returns the offset of the first record left for `feed`."""
+        if not self._fast or not self.flows.fast:
+            return pos
+        st = self._scan
+        new = scan_pcap(st, buf, pos, end, big_endian, scale, self.flows.fast, self.flows.classes, self._next_expire)
+        n = st.packets
+        if n:
+            self.packets += n
+            self.decoded += n
+            self.bytes += st.nbytes
+            if st.last_ts > self.last_ts:
+                self.last_ts = st.last_ts
+        return new
 
     def _observation(self, o: Observation) -> None:
         f = o.fields
@@ -327,7 +361,7 @@ def replay_events(paths: Sequence[str], config: PipelineConfig | None = None) ->
     p = Pipeline(config)
     for path in paths:
         p.files += 1
-        for evs in replay_frames(p, read_frames(path)):
+        for evs in replay_frames(p, p.read(path)):
             yield from evs
     p.finish()
     yield from p.take()

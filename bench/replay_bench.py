@@ -54,7 +54,7 @@ def _measure(name: str, cmd: list[str], repeat: int, env: dict[str, str] | None 
 
 
 def build_accelerated(dest: Path) -> Path:
-    """A copy of the tree with the hot modules compiled by mypyc (setup.py, VEILLE_COMPILE=1)."""
+    """A copy of the tree with the hot modules compiled (mypyc and Cython: setup.py, VEILLE_COMPILE=1)."""
     dest.mkdir(parents=True)
     for name in ("capture", "signatures", "agent", "telemetry", "collector", "veille"):
         shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("*.so", "__pycache__"))
@@ -85,7 +85,8 @@ def main() -> None:
     ap.add_argument("--pcap", help="use this capture instead of generating one")
     ap.add_argument("--rules", type=int, default=0, help="also load N generated content rules")
     ap.add_argument("--repeat", type=int, default=2, help="runs per tool; the lowest CPU time is kept")
-    ap.add_argument("--accel", action="store_true", help="also build the mypyc accelerator and run it")
+    ap.add_argument("--accel", action="store_true", help="also build the compiled accelerator and run it")
+    ap.add_argument("--no-bypass", action="store_true", help="also run every feature with every packet decoded")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="veille-bench-"))
     pcap = Path(a.pcap) if a.pcap else tmp / "mix.pcap"
@@ -102,6 +103,8 @@ def main() -> None:
         full += ["--rules", str(rf)]
     label = f"veille (all features, {a.rules} rules)" if a.rules else "veille (all features)"
     runs.append(_measure(label, full, a.repeat))
+    if a.no_bypass:
+        runs.append(_measure(label.replace(")", ", --no-bypass)"), [*full, "--no-bypass"], a.repeat))
     if a.accel:
         tree = build_accelerated(tmp / "accel")
         env = dict(os.environ, PYTHONPATH=str(tree))

@@ -181,10 +181,15 @@ class FlowTable:
         self.ended: list[Flow] = []  # flows ended by the last calls; the caller drains it
         # Quiet, established TCP flows over untagged IPv4 keyed by the wire bytes of their addresses and
         # ports (one key per direction): `fast_update` accounts their packets without decoding them.
-        self.fast: dict[bytes, tuple[Flow, int]] = {}
+        self.fast: dict[bytes, tuple[Flow, int, bool]] = {}
 
     def __len__(self) -> int:
         return len(self.flows)
+
+    @property
+    def classes(self) -> list[dict[tuple[Any, ...], Flow]]:
+        """The per-timeout-class tables in last-seen order (for the bypass walk)."""
+        return self._classes
 
     def update(self, pkt: Packet) -> tuple[Flow, int]:
         """Account `pkt` to its flow; returns the flow and the direction (0 from the initiator)."""
@@ -325,8 +330,13 @@ class FlowTable:
             if pending is not None and len(pending) < self.config.max_pending_segments:
                 pending[seq] = data[start : start + plen]
 
-    def make_fast(self, flow: Flow) -> None:
-        """Let later packets of a quiet, established, untagged IPv4 TCP flow take `fast_update`."""
+    def make_fast(self, flow: Flow, modes: tuple[int, int] = (2, 2)) -> None:
+        """Let later packets of an established, untagged IPv4 TCP flow take `fast_update`.
+
+        `modes[d]` says which packets of direction d may skip decoding: 0 none, 1 those without
+        payload, 2 all (its reassembly then stops and its buffer is freed: nobody reads it).
+        Packets with SYN, FIN or RST always take the full path.
+        """
         if (
             flow.proto != PROTO_TCP
             or flow.state not in (0, 3)
@@ -337,22 +347,34 @@ class FlowTable:
             return
         ports = flow.sport.to_bytes(2, "big") + flow.dport.to_bytes(2, "big")
         rports = flow.dport.to_bytes(2, "big") + flow.sport.to_bytes(2, "big")
-        self.fast[flow.src + flow.dst + ports] = (flow, 0)
-        self.fast[flow.dst + flow.src + rports] = (flow, 1)
-        flow.ext["fast"] = True
+        keys = (flow.src + flow.dst + ports, flow.dst + flow.src + rports)
+        for d in (0, 1):
+            m = modes[d]
+            if m:
+                self.fast[keys[d]] = (flow, d, m == 2)
+                if m == 2 and flow.inspect[d]:
+                    flow.inspect[d] = False
+                    if flow.streams is not None:
+                        flow.streams[d] = bytearray()
+            else:
+                self.fast.pop(keys[d], None)
+        flow.ext["fast"] = modes
 
     def fast_update(self, data: bytes, ts: float) -> bool:
         """Account an Ethernet/IPv4 (IHL 5) frame of a fast flow; False when it needs the full path.
 
-        Only packets that change no state qualify: no SYN, FIN or RST, not a fragment.
+        Only packets that change no state qualify: no SYN, FIN or RST, not a fragment, and no
+        payload where the direction's mode asks for payload to be seen.
         """
         ent = self.fast.get(data[26:38])
         if ent is None or data[47] & 0x07 or data[20] & 0x3F or data[21]:
             return False
-        flow, d = ent
+        flow, d, full = ent
         ip_len = (data[16] << 8) | data[17]
         if ip_len == 0 or ip_len > len(data) - 14:
             ip_len = len(data) - 14
+        if not full and ip_len > 20 + ((data[46] >> 4) << 2):
+            return False
         flow.last_ts = ts
         if d == 0:
             flow.pkts_fwd += 1

@@ -253,6 +253,14 @@ class Observer:
             },
         )
 
+    def fast_mode(self, flow: Flow, d: int) -> int:
+        """Which later packets of a TCP flow direction the observers still need: 1 those with
+        payload (a segment without payload tells them nothing), 2 none (this direction is done)."""
+        if flow.quiet:
+            return 2
+        st = flow.ext.get("obs")
+        return 2 if st is not None and st[d] == _DONE else 1
+
     def _tcp_payload(self, pkt: Packet, flow: Flow, d: int) -> list[Observation] | None:
         out = self._tcp_app(pkt, flow, d)
         st = flow.ext.get("obs")
@@ -292,6 +300,11 @@ class Observer:
                 return self._connect(pkt, flow, stream, st)
             if looks_like_tls(stream[:16]):
                 s = _TLS
+            elif flow.state == 0 and len(stream) >= 3 and stream[0] == 23 and stream[1] == 3 and stream[2] <= 4:
+                # Joined mid-stream at a TLS application_data record: TLS, past its hellos.
+                flow.app = "tls"
+                st[d] = _DONE
+                return None
             elif d == 1 and stream[:5] == b"HTTP/" and flow.ext.get("connect"):
                 s = _TLS  # the proxy's answer to CONNECT, then the ServerHello
             elif stream[:4] == b"SSH-" or (d == 1 and flow.dport == 22):

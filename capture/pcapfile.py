@@ -9,7 +9,7 @@ it has been yielded, so nothing already read is lost.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -73,8 +73,16 @@ class _Buffer:
         return not self.need(1)
 
 
-def read_frames(path: str | Path) -> Iterator[Frame]:
-    """Yield every frame of a pcap or pcapng file, in file order."""
+# skip(buf, pos, end, big_endian, scale) -> the offset of the first record it did not consume.
+Skipper = Callable[[bytes, int, int, bool, int], int]
+
+
+def read_frames(path: str | Path, skip: Skipper | None = None) -> Iterator[Frame]:
+    """Yield every frame of a pcap or pcapng file, in file order.
+
+    `skip`, for classic pcap files of Ethernet frames, may consume records before each frame is
+    made (the pipeline's bypass walk); the frames it consumes are not yielded.
+    """
     p = str(path)
     try:
         f = open(p, "rb")  # noqa: SIM115 - closed in finally; generator owns it
@@ -91,14 +99,14 @@ def read_frames(path: str | Path) -> Iterator[Frame]:
             PCAP_MAGIC_US,
             PCAP_MAGIC_NS,
         ):
-            yield from _read_pcap(p, b)
+            yield from _read_pcap(p, b, skip)
         else:
             raise CaptureFileError(p, 0, f"not a capture file (magic {b.buf[:4].hex()})")
     finally:
         f.close()
 
 
-def _read_pcap(p: str, b: _Buffer) -> Iterator[Frame]:
+def _read_pcap(p: str, b: _Buffer, skip: Skipper | None = None) -> Iterator[Frame]:
     if not b.need(24):
         raise CaptureFileError(p, 0, "truncated pcap file header (24 bytes expected)")
     magic = struct.unpack_from("<I", b.buf, 0)[0]
@@ -106,6 +114,9 @@ def _read_pcap(p: str, b: _Buffer) -> Iterator[Frame]:
     magic = struct.unpack_from(endian + "I", b.buf, 0)[0]
     scale = 1 if magic == PCAP_MAGIC_NS else 1000
     linktype = struct.unpack_from(endian + "I", b.buf, 20)[0] & 0x0FFFFFFF  # upper bits: FCS flags
+    if linktype != 1:
+        skip = None
+    big = endian == ">"
     b.pos = 24
     rec = struct.Struct(endian + "IIII")
     unpack = rec.unpack_from
@@ -121,6 +132,10 @@ def _read_pcap(p: str, b: _Buffer) -> Iterator[Frame]:
                     raise CaptureFileError(p, b.offset, f"truncated record header ({len(b.buf) - b.pos} of 16 bytes)")
                 return
             buf, pos, blen = b.buf, b.pos, len(b.buf)
+        if skip is not None:
+            pos = skip(buf, pos, blen, big, scale)
+            if pos + 16 > blen:
+                continue
         sec, frac, caplen, _origlen = unpack(buf, pos)
         end = pos + 16 + caplen
         if end > blen:

@@ -37,6 +37,13 @@ def _replay_parser(sub: Any) -> None:
     p.add_argument("--no-fingerprints", action="store_true", help="skip JA3/JA4/HASSH/p0f")
     p.add_argument("--no-inventory", action="store_true", help="skip device events")
     p.add_argument("--stream-depth", type=int, default=None, help="bytes reassembled per TCP direction")
+    p.add_argument(
+        "--encryption-handling",
+        choices=("default", "full"),
+        default="default",
+        help="default: rules skip TLS ciphertext, as Suricata does; full: inspect it too",
+    )
+    p.add_argument("--no-bypass", action="store_true", help="decode every packet (slower; same events)")
     p.add_argument("--ship", action="store_true", help="ship events to the collector instead of printing them")
     p.add_argument("--agent-config", metavar="FILE", help="agent TOML with the [collector] table (for --ship)")
     from veille.replay import add_privacy_arguments

@@ -13,13 +13,14 @@ from typing import Any, TextIO
 from agent.output import EveWriter, JsonlWriter, TableWriter
 from agent.pipeline import Pipeline, PipelineConfig, replay_frames
 from capture.errors import CaptureFileError, VeilleError
-from capture.pcapfile import read_frames
 
 
 def build_config(args: argparse.Namespace) -> PipelineConfig:
     cfg = PipelineConfig()
     if args.stream_depth:
         cfg.flows = replace(cfg.flows, stream_depth=args.stream_depth)
+    cfg.encryption_handling = args.encryption_handling
+    cfg.bypass = not args.no_bypass
     cfg.fingerprints = not args.no_fingerprints
     if args.p0f:
         if not os.path.isfile(args.p0f):
@@ -138,7 +139,7 @@ def feed_files(pipeline: Pipeline, files: list[str], sink: Any) -> int:
     for path in files:
         pipeline.files += 1
         try:
-            for evs in replay_frames(pipeline, read_frames(path)):
+            for evs in replay_frames(pipeline, pipeline.read(path)):
                 sink(evs)
         except CaptureFileError as e:
             sink(pipeline.take())

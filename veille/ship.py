@@ -20,7 +20,6 @@ from agent.health import HealthInputs, HealthMonitor
 from agent.pipeline import Pipeline, PipelineConfig, replay_frames
 from agent.wire import to_wire
 from capture.errors import CaptureFileError
-from capture.pcapfile import read_frames
 from telemetry.config import ShipperConfig
 from telemetry.errors import TelemetryError
 from telemetry.schema import Event
@@ -33,7 +32,7 @@ def _events(pipeline: Pipeline, files: list[str], status: list[int]) -> Iterator
     for path in files:
         pipeline.files += 1
         try:
-            for evs in replay_frames(pipeline, read_frames(path)):
+            for evs in replay_frames(pipeline, pipeline.read(path)):
                 yield from evs
         except CaptureFileError as e:
             yield from pipeline.take()

@@ -22,6 +22,8 @@ from capture.errors import DECODE_EXCEPTIONS, DecodeError
 CONTENT_CHANGE_CIPHER_SPEC = 20  # RFC 8446 §5.1; sent in clear around a HelloRetryRequest
 CONTENT_ALERT = 21  # RFC 8446 §5.1 ContentType.alert
 CONTENT_HANDSHAKE = 22  # RFC 8446 §5.1 ContentType.handshake
+CONTENT_APPDATA = 23  # RFC 8446 §5.1 ContentType.application_data
+CONTENT_HEARTBEAT = 24  # RFC 6520
 _ALERT_LEN = 2  # level, description (RFC 5246 §7.2)
 _ALERT_WARNING = 1
 HS_CLIENT_HELLO = 1  # RFC 8446 §4 HandshakeType
@@ -134,6 +136,31 @@ def looks_like_tls(buf: bytes) -> bool:
     if b0 & 0x80:
         return n < 3 or buf[2] == HS_CLIENT_HELLO
     return buf.startswith(_CONNECT)
+
+
+# `records_until_encrypted` outcomes.
+TLS_MORE = 0  # the next record header is at the offset (maybe beyond the bytes so far)
+TLS_ENCRYPTED = 1  # encryption starts with the record at the offset
+TLS_NOT_RECORDS = 2  # the bytes at the offset are not a TLS record header
+
+
+def records_until_encrypted(buf: bytes | bytearray, off: int) -> tuple[int, int]:
+    """Walk a direction's TLS records from `off` (a record boundary) to where encryption starts.
+
+    Returns (offset, outcome). TLS_ENCRYPTED: a ChangeCipherSpec or application_data record begins
+    at the offset, and from there on the direction carries ciphertext (RFC 5246 §7.1, RFC 8446 §5).
+    TLS_NOT_RECORDS: the bytes at the offset are not a TLS 1.x record header. TLS_MORE: the next
+    record header is at the offset, which may lie beyond `buf` until more bytes arrive.
+    """
+    n = len(buf)
+    while off + 5 <= n:
+        t = buf[off]
+        if t == CONTENT_CHANGE_CIPHER_SPEC or t == CONTENT_APPDATA:
+            return off, TLS_ENCRYPTED
+        if (t != CONTENT_HANDSHAKE and t != CONTENT_ALERT and t != CONTENT_HEARTBEAT) or buf[off + 1] != 3:
+            return off, TLS_NOT_RECORDS
+        off += 5 + ((buf[off + 3] << 8) | buf[off + 4])
+    return off, TLS_MORE
 
 
 def parse_client_hello(buf: bytes) -> ClientHello | None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from capture.packet import PROTO_ICMP, PROTO_ICMP6, PROTO_NAMES, PROTO_TCP, PROTO_UDP, Packet, ip_text, mac_text
+from capture.protocols.tls import TLS_ENCRYPTED, TLS_MORE, records_until_encrypted
 from signatures.alert import Alert
 from signatures.rules.buffers import APP_FIELDS, observation_buffer
 from signatures.rules.matching import BufferProgram, fast_pattern
@@ -33,6 +34,9 @@ PASS_KEY = "rules.pass"
 BITS_KEY = "rules.flowbits"
 STREAM_KEY = "rules.stream"
 ONCE_KEY = "rules.once"
+TLS_KEY = "rules.tls_records"  # per direction: next TLS record offset; _CIPHER once encrypted, _NOT_TLS
+_CIPHER = -1
+_NOT_TLS = -2
 # Protocols Suricata keeps as one transaction per flow: a rule alerts at most once per flow.
 _ONCE_PER_FLOW = frozenset({"tls_client", "tls_server", "ssh"})
 _ECHO_TYPES = frozenset({0, 8, 13, 14, 15, 16, 17, 18, 128, 129})  # ICMP messages with id/seq (RFC 792, 4443)
@@ -56,6 +60,10 @@ class EngineConfig:
     max_threshold_entries: int = 65536
     streams: bool = True
     prefilter: str | None = None  # "hyperscan", "ahocorasick", or None for the best available
+    # Suricata's app-layer.protocols.tls.encryption-handling: "default" stops content inspection of a
+    # TLS direction once its records turn to ciphertext (ChangeCipherSpec or application data);
+    # "full" inspects encrypted bytes too.
+    encryption_handling: str = "default"
 
 
 class _Compiled:
@@ -173,6 +181,16 @@ class _Tables:
         }
         self.packet_pf_other = Prefilter(anyproto, config.prefilter) if anyproto else None
         self.has_stream = bool(stream_fp or stream_always)
+        # Which directions of a TCP flow (0 to the server, 1 to the client) any payload rule can match.
+        dirs = [False, False]
+        for c in self.rules:
+            if c.mode != "obs" and c.payload is not None and (c.ip_protos is None or PROTO_TCP in c.ip_protos):
+                to_server = c.rule.flow.to_server if c.rule.flow is not None else None
+                if to_server is None or to_server:
+                    dirs[0] = True
+                if to_server is None or not to_server:
+                    dirs[1] = True
+        self.tcp_payload = (dirs[0], dirs[1])
         self.obs_pf: dict[str, list[tuple[str, Prefilter]]] = {}
         for (t, buf), entries in sorted(obs_fp.items()):
             self.obs_pf.setdefault(t, []).append((buf, Prefilter(entries, config.prefilter)))
@@ -199,6 +217,9 @@ class RuleEngine:
         self.generation = 0
         self._t = _Tables(ruleset, self.config)
         self.ruleset = ruleset
+        if self.config.encryption_handling not in ("default", "full"):
+            raise ValueError(f"encryption_handling must be default or full, not {self.config.encryption_handling!r}")
+        self._skip_encrypted = self.config.encryption_handling == "default"
 
     @property
     def backend(self) -> str:
@@ -238,16 +259,39 @@ class RuleEngine:
             return []
         proto = pkt.proto
         plen = pkt.payload_len
+        cleartext_end = -1  # where ciphertext starts in this direction's stream, when in this packet
+        if plen and proto == PROTO_TCP and flow is not None and flow.app == "tls" and self._skip_encrypted:
+            enc = flow.ext.get(TLS_KEY)
+            if enc is None:
+                enc = flow.ext[TLS_KEY] = [0, 0]
+            at = enc[direction]
+            if at == _CIPHER:
+                plen = 0  # ciphertext: nothing for content rules (encryption-handling: default)
+            elif at >= 0 and flow.streams is not None and not flow.ext.get("connect"):
+                buf = flow.streams[direction]
+                off, outcome = records_until_encrypted(buf, at)
+                if outcome == TLS_MORE:
+                    enc[direction] = off
+                elif outcome == TLS_ENCRYPTED:
+                    enc[direction] = _CIPHER
+                    if off <= len(buf) - plen:
+                        plen = 0  # the whole segment is ciphertext
+                    else:
+                        cleartext_end = off  # the segment ends the handshake: inspect up to there
+                else:
+                    enc[direction] = _NOT_TLS
         always = t.packet_always.get(proto, t.generic_always)
         if not plen and not always:
             return []  # without payload a packet can neither match content nor grow a stream
         stream_ids: set[int] | None = None
         stream_buf: bytearray | None = None
         payload_as_stream = False
-        if proto == PROTO_TCP and t.has_stream:
+        if proto == PROTO_TCP and t.has_stream and plen:
             streams = flow.streams if flow is not None and self.config.streams else None
             if streams:
                 buf = streams[direction]
+                if cleartext_end >= 0:
+                    buf = buf[:cleartext_end]
                 st = self._stream_state(flow, direction)
                 n = len(buf)
                 if n > st.scanned:
@@ -306,6 +350,26 @@ class RuleEngine:
             if isinstance(res, Alert):
                 out.append(res)
         return out
+
+    def fast_mode(self, flow: Any, direction: int) -> int:
+        """Which later packets of this TCP flow direction the engine must see.
+
+        0: every packet (a header-only rule could match any of them); 1: those with payload;
+        2: none (no payload rule applies to this direction, its TLS records are ciphertext under
+        encryption-handling default, or a pass rule passed the flow). Lets the pipeline account
+        the other packets without decoding them; alerts are the same either way.
+        """
+        t = self._t
+        if flow.ext.get(PASS_KEY):
+            return 2
+        if t.packet_always.get(PROTO_TCP, t.generic_always):
+            return 0
+        if not t.tcp_payload[direction]:
+            return 2
+        enc = flow.ext.get(TLS_KEY)
+        if enc is not None and enc[direction] == _CIPHER:
+            return 2
+        return 1
 
     def _stream_state(self, flow: Any, direction: int) -> _StreamState:
         slot = flow.ext.get(STREAM_KEY)

@@ -15,6 +15,9 @@ from hypothesis import strategies as st
 from capture.errors import DecodeError
 from capture.protocols import tls
 from capture.protocols.tls import (
+    TLS_ENCRYPTED,
+    TLS_MORE,
+    TLS_NOT_RECORDS,
     looks_like_tls,
     parse_client_hello,
     parse_client_hello_handshake,
@@ -22,6 +25,7 @@ from capture.protocols.tls import (
     parse_dtls_client_hello,
     parse_server_hello,
     parse_server_hellos,
+    records_until_encrypted,
 )
 from tests.capture.protocols import tls_golden as g
 
@@ -261,3 +265,26 @@ def test_mutated_golden_hello_gives_value_or_decode_error(pos: int, byte: int, c
         for parse in (parse_client_hello, parse_client_hellos, parse_server_hello):
             with contextlib.suppress(DecodeError):
                 parse(blob)
+
+
+def test_records_until_encrypted_finds_the_switch_to_ciphertext() -> None:
+    hello = bytes.fromhex("160303000401000000")  # a (tiny) handshake record
+    ccs = bytes.fromhex("140303000101")
+    app = bytes.fromhex("1703030002abcd")
+    assert records_until_encrypted(hello, 0) == (9, TLS_MORE)
+    assert records_until_encrypted(hello + ccs + app, 0) == (9, TLS_ENCRYPTED)
+    assert records_until_encrypted(hello + app, 9) == (9, TLS_ENCRYPTED)
+    # A record announced but not all here yet: the next header is past the bytes so far.
+    assert records_until_encrypted(bytes.fromhex("1603030100") + b"\x01" * 10, 0) == (261, TLS_MORE)
+    assert records_until_encrypted(hello[:4], 0) == (0, TLS_MORE)
+    assert records_until_encrypted(b"GET / HTTP/1.1\r\n", 0) == (0, TLS_NOT_RECORDS)
+    assert records_until_encrypted(bytes.fromhex("1602030000"), 0) == (0, TLS_NOT_RECORDS)
+
+
+@given(st.binary(max_size=400), st.integers(min_value=0, max_value=500))
+def test_records_until_encrypted_any_bytes(data: bytes, off: int) -> None:
+    end, outcome = records_until_encrypted(data, off)
+    assert outcome in (TLS_MORE, TLS_ENCRYPTED, TLS_NOT_RECORDS)
+    assert end >= off
+    if outcome != TLS_MORE:
+        assert end + 5 <= len(data)

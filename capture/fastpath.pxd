@@ -1,0 +1,38 @@
+# C types for the optional Cython build of fastpath.py (same source; see setup.py, which also turns
+# off bounds and negative-index checks: every index is checked against `blen` first).
+cimport cython
+
+
+cdef class ScanState:
+    cdef public Py_ssize_t packets
+    cdef public Py_ssize_t nbytes
+    cdef public double last_ts
+
+
+@cython.locals(
+    data="const unsigned char[:]",
+    packets=Py_ssize_t,
+    nbytes=Py_ssize_t,
+    last_ts=double,
+    sec="unsigned long long",
+    frac="unsigned long long",
+    caplen=Py_ssize_t,
+    f=Py_ssize_t,
+    end=Py_ssize_t,
+    ts=double,
+    ip_len=Py_ssize_t,
+    flags=int,
+    ent=tuple,
+    cls=dict,
+)
+cpdef Py_ssize_t scan_pcap(
+    ScanState st,
+    bytes buf,
+    Py_ssize_t pos,
+    Py_ssize_t blen,
+    bint big_endian,
+    long long scale,
+    dict fast,
+    list classes,
+    double stop_ts,
+) except -1
