@@ -11,6 +11,9 @@ MAC_LEN = 6  # EUI-48 (IEEE 802-2014 §8.2)
 _GROUP_BIT = 0x01
 _LOCAL_BIT = 0x02
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+# Text forms already parsed (every event names a MAC; a site has a few thousand), bounded.
+_PARSED: dict[str, bytes] = {}
+_PARSED_MAX = 65536
 
 
 def mac_bytes(mac: bytes | str) -> bytes:
@@ -22,14 +25,23 @@ def mac_bytes(mac: bytes | str) -> bytes:
         if len(mac) != MAC_LEN:
             raise ValueError(f"MAC must be {MAC_LEN} bytes, got {len(mac)}")
         return bytes(mac)
+    got = _PARSED.get(mac)
+    if got is not None:
+        return got
     digits = mac.strip().replace(":", "").replace("-", "").replace(".", "")
     if len(digits) != 2 * MAC_LEN or not _HEX_DIGITS.issuperset(digits):
         raise ValueError(f"not a MAC address: {mac!r}")
-    return bytes.fromhex(digits)
+    got = bytes.fromhex(digits)
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[mac] = got
+    return got
 
 
 def mac_str(mac: bytes | str) -> str:
     """Canonical lower-case `aa:bb:cc:dd:ee:ff` form."""
+    if isinstance(mac, str) and len(mac) == 17 and mac[2::3] == ":::::" and mac in _PARSED and mac.islower():
+        return mac  # parsed before, so 12 hex digits; colons where they belong; lower case
     return mac_bytes(mac).hex(":")
 
 
