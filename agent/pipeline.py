@@ -33,6 +33,9 @@ from signatures.ja4 import ja4
 SERVICE_PORTS = frozenset({53, 67, 123, 137, 161, 443, 547, 1900, 5353, 5355})
 # Distinct SYN signatures whose p0f label is remembered (a school LAN shows a few hundred).
 P0F_CACHE_SIZE = 4096
+# Bypass modes of a TCP flow's two directions (FlowTable.make_fast).
+_NOT_FAST = (0, 0)
+_ALL_FAST = (2, 2)
 # Debian's p0f package installs its database here.
 DEFAULT_P0F_PATH = "/etc/p0f/p0f.fp"
 
@@ -183,16 +186,23 @@ class Pipeline:
         if obs:
             for o in obs:
                 self._observation(o if rd == d else o._replace(direction=o.direction ^ 1))
-        if self._fast and flow is not None and pkt.proto == PROTO_TCP and not flow.closing:
-            observer = self.observer
-            engine = self._engine
-            m0 = observer.fast_mode(flow, 0)
-            m1 = observer.fast_mode(flow, 1)
-            if engine is not None:
-                m0 = min(m0, engine.fast_mode(flow, 0))
-                m1 = min(m1, engine.fast_mode(flow, 1))
-            if (m0, m1) != flow.ext.get("fast", (0, 0)):
-                self.flows.make_fast(flow, (m0, m1))
+        if self._fast and flow is not None and pkt.proto == PROTO_TCP:
+            modes = flow.ext.get("fast", _NOT_FAST)
+            if modes is not _ALL_FAST:
+                observer = self.observer
+                engine = self._engine
+                m0 = observer.fast_mode(flow, 0)
+                m1 = observer.fast_mode(flow, 1)
+                if engine is not None:
+                    em = engine.fast_mode(flow, 0)
+                    m0 = em if em < m0 else m0
+                    em = engine.fast_mode(flow, 1)
+                    m1 = em if em < m1 else m1
+                if flow.closing:  # late segments of a closed connection: only those without payload
+                    m0 = 1 if m0 else 0
+                    m1 = 1 if m1 else 0
+                if m0 != modes[0] or m1 != modes[1]:
+                    self.flows.make_fast(flow, _ALL_FAST if m0 == m1 == 2 else (m0, m1))
 
     def read(self, path: str) -> Iterator[Frame]:
         """The frames of a capture file that `feed` must see; the rest are accounted on the way."""
@@ -204,7 +214,7 @@ class Pipeline:
         if not self._fast or not self.flows.fast:
             return pos
         st = self._scan
-        new = scan_pcap(st, buf, pos, end, big_endian, scale, self.flows.fast, self.flows.classes, self._next_expire)
+        new = scan_pcap(st, buf, pos, end, big_endian, scale, self.flows, self._next_expire)
         n = st.packets
         if n:
             self.packets += n

@@ -24,6 +24,8 @@ cdef class ScanState:
     flags=int,
     ent=tuple,
     cls=dict,
+    fast=dict,
+    classes=list,
 )
 cpdef Py_ssize_t scan_pcap(
     ScanState st,
@@ -32,7 +34,6 @@ cpdef Py_ssize_t scan_pcap(
     Py_ssize_t blen,
     bint big_endian,
     long long scale,
-    dict fast,
-    list classes,
+    object table,
     double stop_ts,
 ) except -1

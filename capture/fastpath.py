@@ -1,7 +1,8 @@
 """The bypass walk: account the pcap records of bypassed flows without making a frame of them.
 
 `scan_pcap` walks complete classic-pcap records in a buffer and, for each Ethernet/IPv4 TCP frame
-that `FlowTable.fast_update` would accept, does the same accounting in place; it stops at the
+that `FlowTable.fast_update` would accept, does the same accounting in place (state changes by
+`FlowTable.fast_state`); it stops at the
 first record that needs the full path (or that reaches the caller's expiry time), so records are
 still handled in file order. This module is plain Python and is run as such; the optional
 accelerator compiles the same file with Cython (`fastpath.pxd` adds the C types), which turns the
@@ -29,8 +30,7 @@ def scan_pcap(
     blen: int,
     big_endian: bool,
     scale: int,
-    fast: dict[bytes, Any],
-    classes: list[dict[Any, Any]],
+    table: Any,
     stop_ts: float,
 ) -> int:
     """Account fast records from `pos`; returns the offset of the first record not accounted.
@@ -39,6 +39,8 @@ def scan_pcap(
     `scale` turns the fractional timestamp field into nanoseconds (1000 for µs files, 1 for ns).
     """
     data = buf  # the accelerator reads it through a typed memoryview
+    fast = table.fast
+    classes = table.classes
     packets = 0
     nbytes = 0
     last_ts = 0.0
@@ -58,7 +60,7 @@ def scan_pcap(
         ts = (sec * 1_000_000_000 + frac * scale) / 1e9
         if ts >= stop_ts:
             break
-        # Ethernet II, IPv4 without options, TCP, not a fragment; no SYN, FIN or RST.
+        # Ethernet II, IPv4 without options, TCP, not a fragment; no SYN or RST.
         if (
             data[f + 12] != 8
             or data[f + 13] != 0
@@ -66,7 +68,7 @@ def scan_pcap(
             or data[f + 23] != 6
             or data[f + 20] & 0x3F
             or data[f + 21]
-            or data[f + 47] & 0x07
+            or data[f + 47] & 0x06
         ):
             break
         ent = fast.get(buf[f + 26 : f + 38])
@@ -92,6 +94,8 @@ def scan_pcap(
         key = flow.key
         del cls[key]
         cls[key] = flow
+        if flags & 0x01 or flow.state == 2:
+            table.fast_state(flow, ent[1], flags)  # a FIN, or the handshake's last ACK
         packets += 1
         nbytes += caplen
         last_ts = ts

@@ -276,12 +276,29 @@ class FlowTable:
     def _closing(self, flow: Flow, reason: str) -> None:
         if flow.closing:
             return
-        if "fast" in flow.ext:
+        modes = flow.ext.get("fast")
+        if modes is not None:
             self._drop_fast(flow)
         flow.closing = reason
         del self._classes[flow.tclass][flow.key]
         flow.tclass = _CLOSED
         self._classes[_CLOSED][flow.key] = flow
+        if modes is not None:
+            # Late ACKs of a closed connection only count; anything else takes the full path.
+            self.make_fast(flow, (1 if modes[0] else 0, 1 if modes[1] else 0))
+
+    def fast_state(self, flow: Flow, d: int, flags: int) -> None:
+        """The state change of a bypassed segment: the handshake's last ACK, or a FIN."""
+        if flow.state == 2 and d == 0 and flags & ACK:
+            flow.state = 3
+            flow.established = True
+        if flags & FIN:
+            if d == 0:
+                flow.fin_fwd = True
+            else:
+                flow.fin_rev = True
+            if flow.fin_fwd and flow.fin_rev:
+                self._closing(flow, "fin")
 
     def _reassemble(self, flow: Flow, pkt: Packet, d: int) -> None:
         depth = self.config.stream_depth
@@ -335,12 +352,13 @@ class FlowTable:
 
         `modes[d]` says which packets of direction d may skip decoding: 0 none, 1 those without
         payload, 2 all (its reassembly then stops and its buffer is freed: nobody reads it).
-        Packets with SYN, FIN or RST always take the full path.
+        Packets with SYN or RST always take the full path; `fast_state` does a FIN's and the
+        handshake's last ACK's state change. A closing flow only lets payload-less packets by.
         """
         if (
             flow.proto != PROTO_TCP
-            or flow.state not in (0, 3)
-            or flow.closing
+            or flow.state == 1
+            or (flow.closing and (modes[0] > 1 or modes[1] > 1))
             or flow.vlan is not None
             or len(flow.src) != 4
         ):
@@ -363,11 +381,11 @@ class FlowTable:
     def fast_update(self, data: bytes, ts: float) -> bool:
         """Account an Ethernet/IPv4 (IHL 5) frame of a fast flow; False when it needs the full path.
 
-        Only packets that change no state qualify: no SYN, FIN or RST, not a fragment, and no
-        payload where the direction's mode asks for payload to be seen.
+        Not a SYN or RST, not a fragment, and no payload where the direction's mode asks for
+        payload to be seen. Same accounting as `capture.fastpath.scan_pcap`.
         """
         ent = self.fast.get(data[26:38])
-        if ent is None or data[47] & 0x07 or data[20] & 0x3F or data[21]:
+        if ent is None or data[47] & 0x06 or data[20] & 0x3F or data[21]:
             return False
         flow, d, full = ent
         ip_len = (data[16] << 8) | data[17]
@@ -388,6 +406,8 @@ class FlowTable:
         key = flow.key
         del cls[key]
         cls[key] = flow
+        if data[47] & 0x01 or flow.state == 2:
+            self.fast_state(flow, d, data[47])
         return True
 
     def _drop_fast(self, flow: Flow) -> None:
