@@ -21,13 +21,19 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 _REC = struct.Struct("<IIII")
+
+
 def _client_hello() -> bytes:
     """A Chrome-like TLS ClientHello record (SNI www.example.com), lengths computed from the parts."""
     suites = bytes.fromhex("130113021303c02bc02fc02cc030cca9cca8c013c014009c009d002f0035")
     sni = b"www.example.com"
     exts = (
-        bytes.fromhex("0000") + (len(sni) + 5).to_bytes(2, "big") + (len(sni) + 3).to_bytes(2, "big")
-        + b"\x00" + len(sni).to_bytes(2, "big") + sni
+        bytes.fromhex("0000")
+        + (len(sni) + 5).to_bytes(2, "big")
+        + (len(sni) + 3).to_bytes(2, "big")
+        + b"\x00"
+        + len(sni).to_bytes(2, "big")
+        + sni
         + bytes.fromhex("000a000a0008001d001700180019")
         + bytes.fromhex("000b00020100")
         + bytes.fromhex("000d0012001004030804040105030805050108060601")
@@ -35,9 +41,15 @@ def _client_hello() -> bytes:
         + bytes.fromhex("002b0005040304030300330000")
     )
     body = (
-        bytes.fromhex("0303") + b"\x11" * 32 + b"\x20" + b"\x22" * 32
-        + len(suites).to_bytes(2, "big") + suites + bytes.fromhex("0100")
-        + len(exts).to_bytes(2, "big") + exts
+        bytes.fromhex("0303")
+        + b"\x11" * 32
+        + b"\x20"
+        + b"\x22" * 32
+        + len(suites).to_bytes(2, "big")
+        + suites
+        + bytes.fromhex("0100")
+        + len(exts).to_bytes(2, "big")
+        + exts
     )
     hs = b"\x01" + len(body).to_bytes(3, "big") + body
     return bytes.fromhex("160301") + len(hs).to_bytes(2, "big") + hs

@@ -247,6 +247,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="feed every frame through the agent's full pipeline (replays pcaps/school_morning.pcap in a loop)",
     )
+    parser.add_argument(
+        "--mix",
+        type=int,
+        default=0,
+        metavar="PACKETS",
+        help="with --pipeline: loop a generated school-LAN mix of this many packets (bench/gen_mix.py) instead",
+    )
     args = parser.parse_args(argv)
     args.pcap_frames = 0
     if args.send:
@@ -269,7 +276,12 @@ def main(argv: list[str] | None = None) -> int:
         school = Path(__file__).resolve().parent.parent / "pcaps" / "school_morning.pcap"
         tmpdir = tempfile.mkdtemp(prefix="veille-bench-")
         args.pcap = os.path.join(tmpdir, "school.pcap")
-        shutil.copy(school, args.pcap)
+        if args.mix:
+            from bench.gen_mix import generate
+
+            generate(Path(args.pcap), args.mix)
+        else:
+            shutil.copy(school, args.pcap)
         args.pcap_frames = sum(1 for _ in read_frames(args.pcap))
         pipeline = Pipeline(PipelineConfig())
     elif args.sender == "tcpreplay" and shutil.which("tcpreplay"):
@@ -297,7 +309,11 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(os.path.dirname(args.pcap), ignore_errors=True)
     mode = "plain socket" if args.socket else f"TPACKET_V3 ring {args.ring_mb} MiB"
     sender = "tcpreplay" if args.pcap else "a Python raw socket"
-    what = "the school fixture through the full pipeline" if args.pipeline else f"{args.size}-byte frames"
+    what = (
+        f"{'a generated mix' if args.mix else 'the school fixture'} through the full pipeline"
+        if args.pipeline
+        else f"{args.size}-byte frames"
+    )
     print(f"LiveSource on a veth, {what} from {sender}, {args.seconds:g} s per step, {mode}")
     print(
         f"{'target pps':>10} {'sent pps':>10} {'sent':>9} {'captured':>9} {'k-drops':>8} {'q-drops':>8} "

@@ -45,7 +45,7 @@ def test_fixtures_same_events_with_and_without_bypass(pcap: Path) -> None:
 
 MIX_RULES = """\
 alert tcp any any -> any any (msg:"request"; flow:to_server; content:"GET /index.html"; sid:1;)
-alert tcp any any -> any any (msg:"server hello random, in clear"; flow:to_client; content:"|33 33 33 33 33 33|"; sid:2;)
+alert tcp any any -> any any (msg:"server hello, clear"; flow:to_client; content:"|33 33 33 33 33 33|"; sid:2;)
 alert tcp any any -> any any (msg:"inside TLS application data"; flow:to_client; content:"vvvvvvvvvvvv"; sid:3;)
 alert tcp any any -> any any (msg:"never"; content:"x-bench-never-marker"; sid:4;)
 """
@@ -118,7 +118,10 @@ def test_header_rules_keep_every_packet(mix: tuple[Path, Path], tmp_path: Path) 
     """A rule on TCP headers alone could match any segment: nothing of TCP may be bypassed."""
     pcap, _ = mix
     rules = tmp_path / "h.rules"
-    rules.write_text('alert tcp any any -> any any (msg:"ack"; flags:A+; threshold:type limit,track by_rule,count 1,seconds 3600; sid:9;)\n')
+    rules.write_text(
+        'alert tcp any any -> any any (msg:"ack"; flags:A+; '
+        "threshold:type limit,track by_rule,count 1,seconds 3600; sid:9;)\n"
+    )
     fed, packets = _fed(pcap, rule_files=[str(rules)])
     assert fed > 0.9 * packets
     _same([pcap], rule_files=[str(rules)])
