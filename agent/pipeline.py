@@ -18,7 +18,7 @@ from mypy_extensions import mypyc_attr
 
 from capture.decode import decode
 from capture.errors import DecodeError
-from capture.fastpath import ScanState, scan_pcap
+from capture.fastpath import ScanState, scan_frames, scan_pcap
 from capture.flows import FlowConfig, FlowTable
 from capture.frame import Frame
 from capture.observe import Observation, Observer
@@ -215,14 +215,40 @@ class Pipeline:
             return pos
         st = self._scan
         new = scan_pcap(st, buf, pos, end, big_endian, scale, self.flows, self._next_expire)
-        n = st.packets
-        if n:
-            self.packets += n
-            self.decoded += n
-            self.bytes += st.nbytes
-            if st.last_ts > self.last_ts:
-                self.last_ts = st.last_ts
+        if st.packets:
+            self._bypassed(st)
         return new
+
+    def feed_frames(self, frames: list[Frame]) -> None:
+        """Feed a block of frames in order (the live agent's path); the bypass walk accounts the
+        frames no stage needs, `feed` takes the rest."""
+        feed = self.feed
+        if not self._fast:
+            for fr in frames:
+                feed(fr)
+            return
+        st = self._scan
+        table = self.flows
+        i = 0
+        n = len(frames)
+        while i < n:
+            if table.fast:
+                j = scan_frames(st, frames, i, table, self._next_expire)
+                if j > i:
+                    self._bypassed(st)
+                    i = j
+                    if i >= n:
+                        break
+            feed(frames[i])
+            i += 1
+
+    def _bypassed(self, st: ScanState) -> None:
+        n = st.packets
+        self.packets += n
+        self.decoded += n
+        self.bytes += st.nbytes
+        if st.last_ts > self.last_ts:
+            self.last_ts = st.last_ts
 
     def _observation(self, o: Observation) -> None:
         f = o.fields

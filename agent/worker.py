@@ -61,6 +61,8 @@ class LivePipeline(Pipeline):
         self._lan = k.lan
         self._p0f = k.p0f
         self.observer.keep_streams = k.engine is not None
+        # Bypass modes were decided with the old rules: every flow decides again with the new ones.
+        self.flows.reset_fast()
 
     def set_flow_config(self, config: FlowConfig) -> None:
         """New flow timeouts and caps for the running table (flows already open keep their state).
@@ -178,7 +180,7 @@ class PipelineWorker:
 
     def _loop(self) -> None:
         p = self.pipeline
-        feed = p.feed
+        feed = p.feed_frames
         read = self.source.read_tagged_block
         next_tick = time.time() + TICK
         next_devices = time.time() + DEVICE_INTERVAL
@@ -187,8 +189,7 @@ class PipelineWorker:
             self._run_commands()
             block = read(TICK / 4)
             if block is not None:
-                for frame in block.frames:
-                    feed(frame)
+                feed(block.frames)
             now = time.time()
             if now >= next_tick:
                 next_tick = now + TICK
@@ -204,8 +205,7 @@ class PipelineWorker:
         deadline = time.monotonic() + DRAIN_BUDGET
         while (block := read(0)) is not None:
             if time.monotonic() < deadline:
-                for frame in block.frames:
-                    feed(frame)
+                feed(block.frames)
             else:
                 self.shutdown_drops += len(block.frames)
         self._run_commands()

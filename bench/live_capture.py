@@ -150,12 +150,14 @@ class Counter:
         read = self.src.read_block
         pipeline = self.pipeline
         while not self._stop.is_set():
-            for frame in read(0.05):
-                if pipeline is not None:
-                    pipeline.feed(frame)
-                    pipeline.events.clear()  # what the shipper would take; not measured here
-                    self.frames += 1
-                elif MARK in frame.data:
+            frames = read(0.05)
+            if pipeline is not None:
+                pipeline.feed_frames(frames)
+                pipeline.events.clear()  # what the shipper would take; not measured here
+                self.frames += len(frames)
+                continue
+            for frame in frames:
+                if MARK in frame.data:
                     self.frames += 1
 
     def stop(self) -> None:

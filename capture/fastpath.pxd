@@ -1,5 +1,5 @@
 # C types for the optional Cython build of fastpath.py (same source; see setup.py, which also turns
-# off bounds and negative-index checks: every index is checked against `blen` first).
+# off bounds and negative-index checks: every index is checked against the frame's length first).
 cimport cython
 
 
@@ -7,6 +7,18 @@ cdef class ScanState:
     cdef public Py_ssize_t packets
     cdef public Py_ssize_t nbytes
     cdef public double last_ts
+
+
+@cython.locals(ent=tuple, cls=dict, ip_len=Py_ssize_t, flags=int)
+cdef bint _bypass(
+    const unsigned char[:] data,
+    bytes buf,
+    Py_ssize_t f,
+    Py_ssize_t caplen,
+    double ts,
+    dict fast,
+    object table,
+) except -1
 
 
 @cython.locals(
@@ -17,15 +29,9 @@ cdef class ScanState:
     sec="unsigned long long",
     frac="unsigned long long",
     caplen=Py_ssize_t,
-    f=Py_ssize_t,
     end=Py_ssize_t,
     ts=double,
-    ip_len=Py_ssize_t,
-    flags=int,
-    ent=tuple,
-    cls=dict,
     fast=dict,
-    classes=list,
 )
 cpdef Py_ssize_t scan_pcap(
     ScanState st,
@@ -37,3 +43,17 @@ cpdef Py_ssize_t scan_pcap(
     object table,
     double stop_ts,
 ) except -1
+
+
+@cython.locals(
+    n=Py_ssize_t,
+    packets=Py_ssize_t,
+    nbytes=Py_ssize_t,
+    last_ts=double,
+    caplen=Py_ssize_t,
+    ts=double,
+    fast=dict,
+    fr=tuple,
+    buf=bytes,
+)
+cpdef Py_ssize_t scan_frames(ScanState st, list frames, Py_ssize_t i, object table, double stop_ts) except -1

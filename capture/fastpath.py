@@ -2,9 +2,9 @@
 
 `scan_pcap` walks complete classic-pcap records in a buffer and, for each Ethernet/IPv4 TCP frame
 that `FlowTable.fast_update` would accept, does the same accounting in place (state changes by
-`FlowTable.fast_state`); it stops at the
-first record that needs the full path (or that reaches the caller's expiry time), so records are
-still handled in file order. This module is plain Python and is run as such; the optional
+`FlowTable.fast_state`); it stops at the first record that needs the full path (or that reaches
+the caller's expiry time), so records are still handled in order. `scan_frames` does the same
+over a block of live frames. This module is plain Python and is run as such; the optional
 accelerator compiles the same file with Cython (`fastpath.pxd` adds the C types), which turns the
 loop into C while the flow objects and tables stay the shared Python ones.
 """
@@ -21,6 +21,51 @@ class ScanState:
         self.packets = 0
         self.nbytes = 0
         self.last_ts = 0.0
+
+
+def _bypass(data: bytes, buf: bytes, f: int, caplen: int, ts: float, fast: dict[bytes, Any], table: Any) -> bool:
+    """Account the Ethernet frame at `f` (`caplen` bytes) to its flow if the flow bypasses it.
+
+    `data` and `buf` are the same bytes (the accelerator reads `data` as a typed memoryview).
+    """
+    # Ethernet II, IPv4 without options, TCP, not a fragment; no SYN or RST.
+    if (
+        caplen < 54
+        or data[f + 12] != 8
+        or data[f + 13] != 0
+        or data[f + 14] != 0x45
+        or data[f + 23] != 6
+        or data[f + 20] & 0x3F
+        or data[f + 21]
+        or data[f + 47] & 0x06
+    ):
+        return False
+    ent = fast.get(buf[f + 26 : f + 38])
+    if ent is None:
+        return False
+    flow = ent[0]
+    ip_len = (data[f + 16] << 8) | data[f + 17]
+    if ip_len == 0 or ip_len > caplen - 14:
+        ip_len = caplen - 14
+    if not ent[2] and ip_len > 20 + ((data[f + 46] >> 4) << 2):
+        return False  # payload in a direction whose payload is still wanted
+    flags = data[f + 47]
+    flow.last_ts = ts
+    if ent[1] == 0:
+        flow.pkts_fwd += 1
+        flow.bytes_fwd += ip_len
+        flow.flags_fwd |= flags
+    else:
+        flow.pkts_rev += 1
+        flow.bytes_rev += ip_len
+        flow.flags_rev |= flags
+    cls = table.classes[flow.tclass]
+    key = flow.key
+    del cls[key]
+    cls[key] = flow
+    if flags & 0x01 or flow.state == 2:
+        table.fast_state(flow, ent[1], flags)  # a FIN, or the handshake's last ACK
+    return True
 
 
 def scan_pcap(
@@ -40,7 +85,6 @@ def scan_pcap(
     """
     data = buf  # the accelerator reads it through a typed memoryview
     fast = table.fast
-    classes = table.classes
     packets = 0
     nbytes = 0
     last_ts = 0.0
@@ -53,49 +97,12 @@ def scan_pcap(
             sec = (data[pos + 3] << 24) | (data[pos + 2] << 16) | (data[pos + 1] << 8) | data[pos]
             frac = (data[pos + 7] << 24) | (data[pos + 6] << 16) | (data[pos + 5] << 8) | data[pos + 4]
             caplen = (data[pos + 11] << 24) | (data[pos + 10] << 16) | (data[pos + 9] << 8) | data[pos + 8]
-        f = pos + 16
-        end = f + caplen
-        if end > blen or caplen < 54:
+        end = pos + 16 + caplen
+        if end > blen:
             break
         ts = (sec * 1_000_000_000 + frac * scale) / 1e9
-        if ts >= stop_ts:
+        if ts >= stop_ts or not _bypass(data, buf, pos + 16, caplen, ts, fast, table):
             break
-        # Ethernet II, IPv4 without options, TCP, not a fragment; no SYN or RST.
-        if (
-            data[f + 12] != 8
-            or data[f + 13] != 0
-            or data[f + 14] != 0x45
-            or data[f + 23] != 6
-            or data[f + 20] & 0x3F
-            or data[f + 21]
-            or data[f + 47] & 0x06
-        ):
-            break
-        ent = fast.get(buf[f + 26 : f + 38])
-        if ent is None:
-            break
-        flow = ent[0]
-        ip_len = (data[f + 16] << 8) | data[f + 17]
-        if ip_len == 0 or ip_len > caplen - 14:
-            ip_len = caplen - 14
-        if not ent[2] and ip_len > 20 + ((data[f + 46] >> 4) << 2):
-            break  # payload in a direction whose payload is still wanted
-        flags = data[f + 47]
-        flow.last_ts = ts
-        if ent[1] == 0:
-            flow.pkts_fwd += 1
-            flow.bytes_fwd += ip_len
-            flow.flags_fwd |= flags
-        else:
-            flow.pkts_rev += 1
-            flow.bytes_rev += ip_len
-            flow.flags_rev |= flags
-        cls = classes[flow.tclass]
-        key = flow.key
-        del cls[key]
-        cls[key] = flow
-        if flags & 0x01 or flow.state == 2:
-            table.fast_state(flow, ent[1], flags)  # a FIN, or the handshake's last ACK
         packets += 1
         nbytes += caplen
         last_ts = ts
@@ -104,3 +111,30 @@ def scan_pcap(
     st.nbytes = nbytes
     st.last_ts = last_ts
     return pos
+
+
+def scan_frames(st: ScanState, frames: list[Any], i: int, table: Any, stop_ts: float) -> int:
+    """The live capture's walk: account `frames[i:]` (Frame tuples: ts_ns, linktype, data) while
+    their flows bypass them; returns the index of the first frame not accounted."""
+    fast = table.fast
+    n = len(frames)
+    packets = 0
+    nbytes = 0
+    last_ts = 0.0
+    while i < n:
+        fr = frames[i]
+        if fr[1] != 1:
+            break
+        ts = fr[0] / 1e9
+        buf = fr[2]
+        caplen = len(buf)
+        if ts >= stop_ts or not _bypass(buf, buf, 0, caplen, ts, fast, table):
+            break
+        packets += 1
+        nbytes += caplen
+        last_ts = ts
+        i += 1
+    st.packets = packets
+    st.nbytes = nbytes
+    st.last_ts = last_ts
+    return i

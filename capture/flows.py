@@ -410,6 +410,12 @@ class FlowTable:
             self.fast_state(flow, d, data[47])
         return True
 
+    def reset_fast(self) -> None:
+        """Forget every bypass decision (new rules may need packets the old ones did not)."""
+        for flow, _d, _full in list(self.fast.values()):
+            flow.ext.pop("fast", None)
+        self.fast.clear()
+
     def _drop_fast(self, flow: Flow) -> None:
         ports = flow.sport.to_bytes(2, "big") + flow.dport.to_bytes(2, "big")
         rports = flow.dport.to_bytes(2, "big") + flow.sport.to_bytes(2, "big")

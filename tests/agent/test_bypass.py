@@ -190,3 +190,54 @@ def test_accelerated_build_is_what_runs() -> None:
         assert compiled, capture.fastpath.__file__
     else:
         assert not compiled or os.environ.get("VEILLE_COMPILE") == "1", capture.fastpath.__file__
+
+
+def test_live_blocks_same_events(mix: tuple[Path, Path]) -> None:
+    """The live agent's path (`feed_frames` over blocks, the walk of `scan_frames`) against every
+    frame decoded: the same events, and most frames of the mix bypassed."""
+    from capture.pcapfile import read_frames
+
+    pcap, rules = mix
+    frames = list(read_frames(str(pcap)))
+
+    def run(bypass: bool) -> tuple[list[dict[str, Any]], int]:
+        p = Pipeline(PipelineConfig(rule_files=[str(rules)], bypass=bypass))
+        fed = 0
+        feed = p.feed
+
+        def counting(fr: Any) -> None:
+            nonlocal fed
+            fed += 1
+            feed(fr)
+
+        p.feed = counting  # type: ignore[method-assign]
+        out: list[dict[str, Any]] = []
+        for i in range(0, len(frames), 512):
+            p.feed_frames(frames[i : i + 512])
+            out.extend(p.take())
+        p.finish()
+        out.extend(p.take())
+        return out, fed
+
+    on, fed_on = run(True)
+    off, fed_off = run(False)
+    assert on == off
+    assert fed_off == len(frames)
+    assert fed_on < 0.65 * len(frames)
+
+
+def test_reset_fast_forgets_every_decision_and_flows_decide_again(mix: tuple[Path, Path]) -> None:
+    """A rules reload (LivePipeline.install) resets the bypass: no flow keeps a stale mode."""
+    pcap, _ = mix
+    p = Pipeline(PipelineConfig())
+    frames = list(p.read(str(pcap)))
+    half = len(frames) // 2
+    for fr in frames[:half]:
+        p.feed(fr)
+    assert p.flows.fast
+    p.flows.reset_fast()
+    assert not p.flows.fast
+    assert not any("fast" in f.ext for f in p.flows.flows.values())
+    for fr in frames[half:]:
+        p.feed(fr)
+    assert p.flows.fast
