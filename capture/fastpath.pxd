@@ -53,7 +53,6 @@ cpdef Py_ssize_t scan_pcap(
     caplen=Py_ssize_t,
     ts=double,
     fast=dict,
-    fr=tuple,
     buf=bytes,
 )
 cpdef Py_ssize_t scan_frames(ScanState st, list frames, Py_ssize_t i, object table, double stop_ts) except -1
