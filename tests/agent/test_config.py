@@ -128,6 +128,7 @@ udp_timeout = -1
 [rules]
 files = ["missing.rules"]
 home_net = ["192.0.2.0/33"]
+encryption_handling = "bypass"
 [detections]
 gateways = ["198.51.100.1", "not-an-ip"]
 [privacy]
@@ -150,6 +151,7 @@ interval = true
         "pipeline.udp_timeout: must be positive",
         f"rules.files[0]: {tmp_path / 'missing.rules'}: no such file",
         "rules.home_net[0]: '192.0.2.0/33' is not an IP network",
+        "rules.encryption_handling: 'bypass': must be default or full",
         "detections.gateways[1]: 'not-an-ip' is not IP or IP=MAC",
         'privacy.key_file: required with profile = "pseudonymised"',
         "health.interval: expected float, got bool True",

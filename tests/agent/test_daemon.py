@@ -6,6 +6,7 @@ source is the edge collaborator; the collector is a real `python -m collector se
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import subprocess
@@ -142,6 +143,10 @@ def test_knowledge_loads_rules_and_names_versions(tmp_path: Path) -> None:
     assert k.rules_version is not None and k.rules_version.startswith("rules:")
     rules.write_text(LAN_RULES.read_text() + "\n")
     assert build_knowledge(_with_rules(tmp_path, rules)).rules_version != k.rules_version
+    assert k.engine.config.encryption_handling == "default"
+    config = _with_rules(tmp_path, rules)
+    full = dataclasses.replace(config, rules=dataclasses.replace(config.rules, encryption_handling="full"))
+    assert build_knowledge(full).engine.config.encryption_handling == "full"
 
 
 def test_reload_refuses_a_missing_file(tmp_path: Path) -> None:
