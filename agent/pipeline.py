@@ -18,7 +18,7 @@ from mypy_extensions import mypyc_attr
 
 from capture.decode import decode
 from capture.errors import DecodeError
-from capture.fastpath import ScanState, scan_frames, scan_pcap
+from capture.fastpath import ScanState, bypass_frame, scan_frames, scan_pcap
 from capture.flows import FlowConfig, FlowTable
 from capture.frame import Frame
 from capture.observe import Observation, Observer
@@ -102,6 +102,8 @@ class Pipeline:
                 self._inventory = Inventory(InventoryConfig(local_networks=tuple(nets)))
         self._engine: Any = None
         self._fast = c.bypass
+        # False while frames come from a bypass walk, which has already refused them.
+        self._try_bypass = c.bypass
         self._scan = ScanState()
         self._ioc: Any = None
         self._lan: Any = None
@@ -137,16 +139,7 @@ class Pipeline:
             self._next_expire = ts + self.config.expire_interval
             if self.flows.ended:
                 self._flows_ended()
-        if (
-            self._fast
-            and frame.linktype == 1
-            and len(data) > 53
-            and data[14] == 0x45
-            and data[12] == 8
-            and data[13] == 0
-            and data[23] == 6
-            and self.flows.fast_update(data, ts)
-        ):
+        if self._try_bypass and frame.linktype == 1 and self.flows.fast and bypass_frame(data, ts, self.flows):
             self.decoded += 1
             return
         try:
@@ -206,11 +199,13 @@ class Pipeline:
 
     def read(self, path: str) -> Iterator[Frame]:
         """The frames of a capture file that `feed` must see; the rest are accounted on the way."""
+        self._try_bypass = self._fast  # the walk runs only on classic pcap files of Ethernet frames
         return read_frames(path, self.skip_fast if self._fast else None)
 
     def skip_fast(self, buf: bytes, pos: int, end: int, big_endian: bool, scale: int) -> int:
         """Account the pcap records from `pos` that belong to bypassed flows, as `feed` would
         (the reader's `skip` hook); returns the offset of the first record left for `feed`."""
+        self._try_bypass = False
         if not self._fast or not self.flows.fast:
             return pos
         st = self._scan
@@ -227,6 +222,7 @@ class Pipeline:
             for fr in frames:
                 feed(fr)
             return
+        self._try_bypass = False
         st = self._scan
         table = self.flows
         i = 0

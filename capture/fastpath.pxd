@@ -21,6 +21,9 @@ cdef bint _bypass(
 ) except -1
 
 
+cpdef bint bypass_frame(bytes buf, double ts, object table) except -1
+
+
 @cython.locals(
     data="const unsigned char[:]",
     packets=Py_ssize_t,

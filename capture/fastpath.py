@@ -1,10 +1,10 @@
 """The bypass walk: account the pcap records of bypassed flows without making a frame of them.
 
-`scan_pcap` walks complete classic-pcap records in a buffer and, for each Ethernet/IPv4 TCP frame
-that `FlowTable.fast_update` would accept, does the same accounting in place (state changes by
-`FlowTable.fast_state`); it stops at the first record that needs the full path (or that reaches
+`scan_pcap` walks complete classic-pcap records in a buffer and accounts each Ethernet/IPv4 TCP
+frame whose flow direction bypasses it (`FlowTable.make_fast`) in place, state changes by
+`FlowTable.segment_state`; it stops at the first record that needs the full path (or that reaches
 the caller's expiry time), so records are still handled in order. `scan_frames` does the same
-over a block of live frames. This module is plain Python and is run as such; the optional
+over a block of live frames, `bypass_frame` for one frame. This module is plain Python and is run as such; the optional
 accelerator compiles the same file with Cython (`fastpath.pxd` adds the C types), which turns the
 loop into C while the flow objects and tables stay the shared Python ones.
 """
@@ -64,8 +64,13 @@ def _bypass(data: bytes, buf: bytes, f: int, caplen: int, ts: float, fast: dict[
     del cls[key]
     cls[key] = flow
     if flags & 0x01 or flow.state == 2:
-        table.fast_state(flow, ent[1], flags)  # a FIN, or the handshake's last ACK
+        table.segment_state(flow, ent[1], flags)  # a FIN, or the handshake's last ACK
     return True
+
+
+def bypass_frame(buf: bytes, ts: float, table: Any) -> bool:
+    """Account one Ethernet frame if its flow bypasses it; False when it needs the full path."""
+    return _bypass(buf, buf, 0, len(buf), ts, table.fast, table)
 
 
 def scan_pcap(

@@ -180,7 +180,7 @@ class FlowTable:
         self._next_active_check = 0.0
         self.ended: list[Flow] = []  # flows ended by the last calls; the caller drains it
         # Quiet, established TCP flows over untagged IPv4 keyed by the wire bytes of their addresses and
-        # ports (one key per direction): `fast_update` accounts their packets without decoding them.
+        # ports (one key per direction): `capture.fastpath` accounts their packets without decoding them.
         self.fast: dict[bytes, tuple[Flow, int, bool]] = {}
 
     def __len__(self) -> int:
@@ -261,15 +261,7 @@ class FlowTable:
             elif flags & ACK and d == 0 and st == 2:
                 flow.state = 3
                 flow.established = True
-        if flags & RST:
-            self._closing(flow, "rst")
-        elif flags & FIN:
-            if d == 0:
-                flow.fin_fwd = True
-            else:
-                flow.fin_rev = True
-            if flow.fin_fwd and flow.fin_rev:
-                self._closing(flow, "fin")
+        self._end_flags(flow, d, flags)
         if pkt.payload_len and flow.inspect[d]:
             self._reassemble(flow, pkt, d)
 
@@ -287,12 +279,17 @@ class FlowTable:
             # Late ACKs of a closed connection only count; anything else takes the full path.
             self.make_fast(flow, (1 if modes[0] else 0, 1 if modes[1] else 0))
 
-    def fast_state(self, flow: Flow, d: int, flags: int) -> None:
-        """The state change of a bypassed segment: the handshake's last ACK, or a FIN."""
+    def segment_state(self, flow: Flow, d: int, flags: int) -> None:
+        """The state change of a bypassed segment (no SYN): the handshake's last ACK, a FIN."""
         if flow.state == 2 and d == 0 and flags & ACK:
             flow.state = 3
             flow.established = True
-        if flags & FIN:
+        self._end_flags(flow, d, flags)
+
+    def _end_flags(self, flow: Flow, d: int, flags: int) -> None:
+        if flags & RST:
+            self._closing(flow, "rst")
+        elif flags & FIN:
             if d == 0:
                 flow.fin_fwd = True
             else:
@@ -348,12 +345,12 @@ class FlowTable:
                 pending[seq] = data[start : start + plen]
 
     def make_fast(self, flow: Flow, modes: tuple[int, int] = (2, 2)) -> None:
-        """Let later packets of an established, untagged IPv4 TCP flow take `fast_update`.
+        """Let later packets of an established, untagged IPv4 TCP flow bypass decoding (`capture.fastpath`).
 
         `modes[d]` says which packets of direction d may skip decoding: 0 none, 1 those without
         payload, 2 all (its reassembly then stops and its buffer is freed: nobody reads it).
-        Packets with SYN or RST always take the full path; `fast_state` does a FIN's and the
-        handshake's last ACK's state change. A closing flow only lets payload-less packets by.
+        Packets with SYN or RST always take the full path; `segment_state` makes a bypassed
+        segment's state change. A closing flow only lets payload-less packets by.
         """
         if (
             flow.proto != PROTO_TCP
@@ -377,38 +374,6 @@ class FlowTable:
             else:
                 self.fast.pop(keys[d], None)
         flow.ext["fast"] = modes
-
-    def fast_update(self, data: bytes, ts: float) -> bool:
-        """Account an Ethernet/IPv4 (IHL 5) frame of a fast flow; False when it needs the full path.
-
-        Not a SYN or RST, not a fragment, and no payload where the direction's mode asks for
-        payload to be seen. Same accounting as `capture.fastpath.scan_pcap`.
-        """
-        ent = self.fast.get(data[26:38])
-        if ent is None or data[47] & 0x06 or data[20] & 0x3F or data[21]:
-            return False
-        flow, d, full = ent
-        ip_len = (data[16] << 8) | data[17]
-        if ip_len == 0 or ip_len > len(data) - 14:
-            ip_len = len(data) - 14
-        if not full and ip_len > 20 + ((data[46] >> 4) << 2):
-            return False
-        flow.last_ts = ts
-        if d == 0:
-            flow.pkts_fwd += 1
-            flow.bytes_fwd += ip_len
-            flow.flags_fwd |= data[47]
-        else:
-            flow.pkts_rev += 1
-            flow.bytes_rev += ip_len
-            flow.flags_rev |= data[47]
-        cls = self._classes[flow.tclass]
-        key = flow.key
-        del cls[key]
-        cls[key] = flow
-        if data[47] & 0x01 or flow.state == 2:
-            self.fast_state(flow, d, data[47])
-        return True
 
     def reset_fast(self) -> None:
         """Forget every bypass decision (new rules may need packets the old ones did not)."""

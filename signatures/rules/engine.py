@@ -191,6 +191,8 @@ class _Tables:
                 if to_server is None or not to_server:
                     dirs[1] = True
         self.tcp_payload = (dirs[0], dirs[1])
+        # A header-only rule on TCP could match any segment.
+        self.tcp_every_packet = bool(self.packet_always.get(PROTO_TCP, generic))
         self.obs_pf: dict[str, list[tuple[str, Prefilter]]] = {}
         for (t, buf), entries in sorted(obs_fp.items()):
             self.obs_pf.setdefault(t, []).append((buf, Prefilter(entries, config.prefilter)))
@@ -362,7 +364,7 @@ class RuleEngine:
         t = self._t
         if flow.ext.get(PASS_KEY):
             return 2
-        if t.packet_always.get(PROTO_TCP, t.generic_always):
+        if t.tcp_every_packet:
             return 0
         if not t.tcp_payload[direction]:
             return 2

@@ -20,7 +20,7 @@ from agent.pipeline import Pipeline, PipelineConfig, replay_events
 from bench.gen_mix import generate
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURES = sorted(p for p in (REPO / "pcaps").glob("*.pcap") if p.stem not in ("not_a_capture", "truncated_file"))
+FIXTURES = sorted(p for p in (REPO / "pcaps").glob("*.pcap*") if p.stem not in ("not_a_capture", "truncated_file"))
 
 
 def _events(paths: list[Path], **kw: Any) -> list[dict[str, Any]]:
@@ -240,3 +240,33 @@ def test_reset_fast_forgets_every_decision_and_flows_decide_again(mix: tuple[Pat
     for fr in frames[half:]:
         p.feed(fr)
     assert p.flows.fast
+
+
+def test_frame_by_frame_bypass_without_the_reader_walk(mix: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frames fed one by one (pcapng files, callers of `feed`) take the per-frame bypass:
+    the same events, and most frames never decoded."""
+    import agent.pipeline
+    from capture.pcapfile import read_frames
+
+    if not agent.pipeline.__file__.endswith(".py"):
+        pytest.skip("the compiled pipeline calls decode directly; the pure run counts it")
+    pcap, rules = mix
+    ref = _events([pcap], rule_files=[str(rules)], bypass=False)
+    decoded = [0]
+    real = agent.pipeline.decode
+
+    def counting(*args: Any) -> Any:
+        decoded[0] += 1
+        return real(*args)
+
+    monkeypatch.setattr(agent.pipeline, "decode", counting)
+    p = Pipeline(PipelineConfig(rule_files=[str(rules)]))
+    p.files = 1  # as replay_events counts it
+    out: list[dict[str, Any]] = []
+    for fr in read_frames(str(pcap)):
+        p.feed(fr)
+        out.extend(p.take())
+    p.finish()
+    out.extend(p.take())
+    assert out == ref
+    assert decoded[0] < 0.65 * p.packets, (decoded[0], p.packets)
