@@ -33,6 +33,7 @@ from agent.privacy import (
 )
 from capture.errors import CaptureFileError
 from capture.pcapfile import read_frames
+from tests.strings import string_leaves
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = b"fixture-key-" + bytes(range(20))
@@ -77,17 +78,6 @@ def _replay(path: str, cfg: PipelineConfig) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def full_events() -> dict[str, list[dict[str, Any]]]:
     return {Path(path).name: _replay(path, cfg) for path, cfg in _captures()}
-
-
-def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from _leaves(v, f"{path}.{k}" if path else k)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _leaves(v, path + "[]")
-    elif isinstance(value, str):
-        yield path, value
 
 
 def _allowed(profile: str) -> dict[str, dict[str, tuple[str, ...]]]:
@@ -152,7 +142,7 @@ def _clear_text(events: list[dict[str, Any]], classes: set[str]) -> str:
     return " ".join(
         v.lower()
         for e in events
-        for path, v in _leaves(e)
+        for path, v in string_leaves(e)
         if (cls := dict(field_table(SPECS.get(e["type"], {}))).get(path)) and set(classes_of(cls)) <= classes
     )
 
@@ -172,7 +162,7 @@ def test_every_string_field_is_on_the_profiles_allow_list(
                 continue
             kinds[out["type"]] += 1
             table = allowed.get(out["type"], {})
-            for path, value in _leaves(out):
+            for path, value in string_leaves(out):
                 checked += 1
                 classes = table.get(path)
                 if classes is None:
@@ -202,7 +192,7 @@ def test_no_mac_ip_or_hostname_of_a_capture_leaves_it(
     clear_classes = {c for c in (KEEP, USER_AGENT, SERVER_NAME, DNS_QUERY) if cfg.treatment(c) == CLEAR}
     totals = Counter[str]()
     for name, events in full_events.items():
-        macs_ips = {a for e in events for _, v in _leaves(e) for a in _addresses(v)}
+        macs_ips = {a for e in events for _, v in string_leaves(e) for a in _addresses(v)}
         hosts = _hostnames(events)
         # A host name that is also a word the site ships in clear (the model `iPad` in a User-Agent, a
         # public domain) is not a leak of the name: those words are listed and left out of the check.

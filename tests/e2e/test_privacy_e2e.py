@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from collections import Counter
@@ -25,6 +22,8 @@ import pytest
 
 from agent.privacy import CLEAR, DNS_QUERY, KEEP, SERVER_NAME, SPECS, USER_AGENT, PrivacyConfig, classes_of, field_table
 from agent.reveal import new_key
+from tests.e2e.collector_proc import cli, running_collector
+from tests.strings import string_leaves
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -39,47 +38,10 @@ _MAC = re.compile(r"(?<![0-9a-f:])[0-9a-f]{2}(?::[0-9a-f]{2}){5}(?![0-9a-f:])")
 _TOKEN = re.compile(r"[0-9a-f.:]{2,}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _cli(*args: str, cwd: Path) -> str:
-    out = subprocess.run([PY, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
-
-
 @pytest.fixture
 def collector(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    port = _free_port()
-    db = tmp_path / "collector.sqlite"
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [PY, "-m", "collector", "serve", "--db", str(db), "--listen", f"127.0.0.1:{port}"],
-        cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    c = {"url": url, "db": db, "dir": tmp_path, "proc": proc}
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("collector did not start")
-        token = json.loads(
-            _cli("collector", "token", "add", "--db", str(db), "--role", "admin", "--json", cwd=tmp_path)
-        )
-        c["token"] = token["token"]
+    with running_collector(tmp_path) as c:
         yield c
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def _api(c: dict[str, Any], path: str) -> Any:
@@ -90,17 +52,6 @@ def _api(c: dict[str, Any], path: str) -> Any:
 
 def _replay(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([PY, "-m", "veille", "replay", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
-
-
-def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from _leaves(v, f"{path}.{k}" if path else k)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _leaves(v, path + "[]")
-    elif isinstance(value, str):
-        yield path, value
 
 
 def _host_addresses(text: str) -> Iterator[str]:
@@ -120,7 +71,7 @@ def _host_addresses(text: str) -> Iterator[str]:
 
 def _needles(events: list[dict[str, Any]], profile: str) -> tuple[set[str], set[str], list[str]]:
     """MAC/IP addresses and host names of the capture; names that are also clear words are set aside."""
-    addrs = {a for e in events for _, v in _leaves(e) for a in _host_addresses(v)}
+    addrs = {a for e in events for _, v in string_leaves(e) for a in _host_addresses(v)}
     names: set[str] = set()
     for e in events:
         if e["type"] == "device":
@@ -133,7 +84,7 @@ def _needles(events: list[dict[str, Any]], profile: str) -> tuple[set[str], set[
     clear_text = " ".join(
         v.lower()
         for e in events
-        for path, v in _leaves(e)
+        for path, v in string_leaves(e)
         if (cls := dict(field_table(SPECS.get(e["type"], {}))).get(path)) and set(classes_of(cls)) <= clear
     )
     words = sorted(h for h in hosts if h in clear_text)
@@ -161,7 +112,7 @@ def test_pseudonymised_and_minimal_sites_leave_nothing_identifying_in_the_collec
         for profile in PROFILES:
             site = f"{cap}-{profile}"
             cfg = tmp_path / f"{site}.toml"
-            _cli(
+            cli(
                 "collector", "agent", "add", "--db", str(collector["db"]), "--site", site, "--url", collector["url"],
                 "--config-out", str(cfg), "--spool-dir", str(tmp_path / f"spool-{site}"), cwd=tmp_path,
             )  # fmt: skip

@@ -4,11 +4,8 @@ collector, and the collector's API answers with the same devices (and alerts) `v
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,57 +13,21 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.collector_proc import cli, running_collector
+
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _cli(*args: str, cwd: Path) -> str:
-    out = subprocess.run([PY, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
-
-
 @pytest.fixture
 def collector(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    port = _free_port()
-    db = tmp_path / "collector.sqlite"
-    url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen(
-        [PY, "-m", "collector", "serve", "--db", str(db), "--listen", f"127.0.0.1:{port}"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("collector did not start")
-        token = json.loads(
-            _cli("collector", "token", "add", "--db", str(db), "--role", "admin", "--json", cwd=tmp_path)
-        )
-        yield {"url": url, "db": db, "token": token["token"], "dir": tmp_path}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+    with running_collector(tmp_path) as c:
+        yield c
 
 
 def _enrol(c: dict[str, Any], site: str) -> Path:
     cfg = c["dir"] / f"{site}.toml"
-    _cli(
+    cli(
         "collector", "agent", "add", "--db", str(c["db"]), "--site", site, "--url", c["url"],
         "--config-out", str(cfg), "--spool-dir", str(c["dir"] / f"spool-{site}"), cwd=c["dir"],
     )  # fmt: skip
