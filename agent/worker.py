@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final, Protocol, TextIO
 
 from agent.knowledge import Knowledge
-from agent.pipeline import Pipeline, PipelineConfig
+from agent.pipeline import Pipeline, PipelineConfig, settle_gc
 from capture.flows import FlowConfig
 from capture.live import Block, CaptureStats, LiveConfig
 
@@ -63,6 +63,7 @@ class LivePipeline(Pipeline):
         self.observer.keep_streams = k.engine is not None
         # Bypass modes were decided with the old rules: every flow decides again with the new ones.
         self.flows.reset_fast()
+        settle_gc()  # the previous rules and databases become garbage; the new ones leave the collector's sight
 
     def set_flow_config(self, config: FlowConfig) -> None:
         """New flow timeouts and caps for the running table (flows already open keep their state).

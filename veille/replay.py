@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any, TextIO
 
 from agent.output import EveWriter, JsonlWriter, TableWriter
-from agent.pipeline import Pipeline, PipelineConfig, replay_frames
+from agent.pipeline import Pipeline, PipelineConfig, replay_frames, settle_gc
 from capture.errors import CaptureFileError, VeilleError
 
 
@@ -110,6 +110,7 @@ def run_replay(args: argparse.Namespace) -> int:
     if made is None:
         return 2
     pipeline = made
+    settle_gc()
     fmt = args.format or ("table" if sys.stdout.isatty() and not args.output else "jsonl")
     try:
         out: TextIO = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
