@@ -67,6 +67,12 @@ def build_accelerated(dest: Path) -> Path:
         check=True,
         capture_output=True,
     )
+    # `python -m` puts the working directory first on sys.path: run (and check) from the built tree, or a
+    # run started in the checkout would time the pure modules under the "compiled" label.
+    probe = "import agent.pipeline, capture.fastpath as f; print(agent.pipeline.__file__, f.__file__)"
+    where = subprocess.run([sys.executable, "-c", probe], cwd=dest, capture_output=True, text=True, check=True)
+    if where.stdout.count(".so") != 2:
+        raise SystemExit(f"the accelerator was built but is not the one imported: {where.stdout.strip()}")
     return dest
 
 
@@ -89,7 +95,7 @@ def main() -> None:
     ap.add_argument("--no-bypass", action="store_true", help="also run every feature with every packet decoded")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="veille-bench-"))
-    pcap = Path(a.pcap) if a.pcap else tmp / "mix.pcap"
+    pcap = Path(a.pcap).resolve() if a.pcap else tmp / "mix.pcap"
     if not a.pcap:
         n = generate(pcap, a.packets)
     else:
@@ -110,10 +116,14 @@ def main() -> None:
         env = dict(os.environ, PYTHONPATH=str(tree))
         runs.append(
             _measure(
-                "veille compiled (decode+flows+obs)", [*veille, "--no-fingerprints", "--no-inventory"], a.repeat, env
+                "veille compiled (decode+flows+obs)",
+                [*veille, "--no-fingerprints", "--no-inventory"],
+                a.repeat,
+                env,
+                cwd=tree,
             )
         )
-        runs.append(_measure(label.replace("veille", "veille compiled"), full, a.repeat, env))
+        runs.append(_measure(label.replace("veille", "veille compiled"), full, a.repeat, env, cwd=tree))
     if shutil.which("ndpiReader"):
         runs.append(_measure("ndpiReader 4.x", ["ndpiReader", "-i", str(pcap), "-q"], a.repeat))
     if shutil.which("p0f"):

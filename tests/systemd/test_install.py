@@ -46,6 +46,16 @@ def test_dry_run_as_on_site_hardware() -> None:
     assert "systemctl enable veille-agent.service" in proc.stdout or "skip: systemctl" in proc.stdout
 
 
+def test_accel_builds_the_compiled_modules_without_build_isolation(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    proc = run("--dry-run", "--accel", "--root", str(root))
+    assert proc.returncode == 0, proc.stderr
+    pip = f"{root}/opt/veille/venv/bin/pip"
+    assert f'{pip} install --quiet setuptools>=68 wheel mypy>=1.10 cython>=3.0' in proc.stdout
+    assert f"env VEILLE_COMPILE=1 {pip} install --upgrade --quiet --no-build-isolation {REPO}" in proc.stdout
+    assert f"{pip} install --upgrade --quiet {REPO}" not in proc.stdout
+
+
 def test_unknown_option_is_refused() -> None:
     proc = run("--frobnicate")
     assert proc.returncode == 2
