@@ -1,10 +1,11 @@
 """Optional compiled accelerator, built from the same sources.
 
-`pip install mypy cython`, then `VEILLE_COMPILE=1 pip install --no-build-isolation .` (or
-`scripts/install.sh --accel`) compiles the hot modules: mypyc for the typed pipeline modules, Cython
-for the bypass walk (capture/fastpath.py, with its C types in capture/fastpath.pxd). Both compilers
-come from the package registry; nothing is downloaded at run time. Without VEILLE_COMPILE the pure
-Python modules are installed and used; both paths run the same tests (scripts/test_accel.sh)."""
+`scripts/install.sh --accel` does it: `pip install .` (the dependencies, which mypyc type-checks
+against), `pip install mypy cython`, then `VEILLE_COMPILE=1 pip install --no-build-isolation --no-deps
+--force-reinstall .` compiles the hot modules: mypyc for the pipeline modules below, Cython for the
+bypass walk (capture/fastpath.py, with its C types in capture/fastpath.pxd). Both compilers come from
+the package registry; nothing is downloaded at run time. Without VEILLE_COMPILE the pure Python
+modules are installed and used; both paths run the same tests (scripts/test_accel.sh)."""
 
 import os
 
