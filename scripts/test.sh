@@ -7,7 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-DEBS=(tshark p0f tcpreplay tcpdump libndpi-bin chromium chromium-driver postgresql nats-server iproute2 systemd ieee-data faketime)
+# gcc and python3-dev: scripts/test_accel.sh compiles the accelerator (mypyc, Cython).
+DEBS=(tshark p0f tcpreplay tcpdump libndpi-bin chromium chromium-driver postgresql nats-server iproute2 systemd ieee-data faketime
+      gcc python3-dev)
 if [ "$(id -u)" = 0 ]; then
     missing=()
     for p in "${DEBS[@]}"; do
