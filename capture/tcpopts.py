@@ -13,7 +13,9 @@ from capture.errors import DecodeError
 _NAMES = {2: "mss", 3: "ws", 4: "sok", 5: "sack", 8: "ts"}
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though nothing changes it once built: a frozen dataclass sets each field through
+# object.__setattr__, which made building one per packet or message a visible cost (docs/performance.md).
+@dataclass(slots=True)
 class TcpOptions:
     layout: str
     mss: int | None

@@ -57,7 +57,9 @@ class Suggests:
         return bool(self.vendor or self.os_family or self.device_type)
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though nothing changes it once built: a frozen dataclass sets each field through
+# object.__setattr__, which made building one per packet or message a visible cost (docs/performance.md).
+@dataclass(slots=True)
 class Evidence:
     """One observed value and what it suggests about its sender."""
 

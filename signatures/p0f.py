@@ -60,7 +60,9 @@ def guess_dist(ttl: int) -> int:
     return 255 - ttl
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though nothing changes it once built: a frozen dataclass sets each field through
+# object.__setattr__, which made building one per packet or message a visible cost (docs/performance.md).
+@dataclass(slots=True)
 class TcpSignature:
     """What p0f compares, read from one SYN or SYN+ACK."""
 

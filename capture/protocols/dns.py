@@ -74,7 +74,9 @@ class DnsRecord(NamedTuple):
         return {"name": self.name, "type": self.rtype, "ttl": self.ttl, "data": self.data}
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though nothing changes it once built: a frozen dataclass sets each field through
+# object.__setattr__, which made building one per packet or message a visible cost (docs/performance.md).
+@dataclass(slots=True)
 class DnsMessage:
     proto_name: str
     id: int

@@ -67,7 +67,9 @@ _RECORD = struct.Struct("!BBBH")
 _SSL2_HEADER = struct.Struct("!HBHHHH")  # length|0x8000, msg type, version, 3 lengths
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though nothing changes it once built: a frozen dataclass sets each field through
+# object.__setattr__, which made building one per packet or message a visible cost (docs/performance.md).
+@dataclass(slots=True)
 class ClientHello:
     """A parsed ClientHello; lists are kept in wire order with GREASE values in place.
 
@@ -104,7 +106,9 @@ class ClientHello:
         }
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though nothing changes it once built: a frozen dataclass sets each field through
+# object.__setattr__, which made building one per packet or message a visible cost (docs/performance.md).
+@dataclass(slots=True)
 class ServerHello:
     """A parsed ServerHello (HelloRetryRequest included, RFC 8446 §4.1.4)."""
 
