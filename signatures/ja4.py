@@ -15,6 +15,7 @@ extension without a host name gives "d"; tools that read tshark's host-name fiel
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 from capture.protocols.tls import EXT_ALPN, EXT_SERVER_NAME, ClientHello
 from signatures.grease import GREASE, strip_grease
@@ -33,6 +34,23 @@ _VERSIONS = {
 _EMPTY_HASH = "000000000000"
 _MAX_COUNT = 99  # two decimal digits in the JA4 'a' part
 _ALNUM = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+# 4-digit hex of each 16-bit code point seen so far (at most 65,536 short strings; a site's hellos use a
+# few hundred). Formatting each value anew was half the cost of a JA4.
+_HEX4: dict[int, str] = {}
+
+
+def _hex_list(values: Iterable[int]) -> str:
+    out = []
+    for v in values:
+        h = _HEX4.get(v)
+        if h is None:
+            h = f"{v:04x}"
+            if v <= 0xFFFF:  # SSLv2 cipher specs are 24-bit: format those, never cache them
+                _HEX4[v] = h
+        out.append(h)
+    return ",".join(out)
 
 
 def _version(hello: ClientHello) -> str:
@@ -67,9 +85,9 @@ def ja4(hello: ClientHello) -> tuple[str, str]:
         min(len(exts), _MAX_COUNT),
         _alpn(hello),
     )
-    cipher_list = ",".join(f"{c:04x}" for c in sorted(ciphers))
-    ext_list = ",".join(f"{e:04x}" for e in sorted(exts) if e not in (EXT_SERVER_NAME, EXT_ALPN))
-    sigs = ",".join(f"{s:04x}" for s in hello.sig_algs)
+    cipher_list = _hex_list(sorted(ciphers))
+    ext_list = _hex_list(sorted(e for e in exts if e != EXT_SERVER_NAME and e != EXT_ALPN))
+    sigs = _hex_list(hello.sig_algs)
     ext_part = f"{ext_list}_{sigs}" if sigs and ext_list else ext_list
     fingerprint = f"{head}_{_hash12(cipher_list)}_{_hash12(ext_part)}"
     raw = f"{head}_{cipher_list}_{ext_list}_{sigs}" if sigs else f"{head}_{cipher_list}_{ext_list}"

@@ -163,3 +163,13 @@ def test_fingerprints_are_well_formed_for_any_hello(hello: ClientHello) -> None:
     text, digest = ja3(hello)
     assert _JA3.match(text) and len(digest) == 32
     assert not any(str(g) in text.split(",")[1].split("-") for g in GREASE)
+
+
+def test_ja4_of_sslv2_cipher_specs_keeps_every_digit_and_caches_only_16_bit_values() -> None:
+    from signatures import ja4 as ja4_module
+
+    hello = ClientHello(0x0301, (0x010080, 0x35, 0x2F), (), None, (), (), (), (), (), sslv2=True)
+    _, raw = ja4(hello)
+    assert raw.split("_")[1] == "002f,0035,10080"  # at least four digits, as for 16-bit values
+    assert ja4(hello)[1] == raw  # the second time from the cache, same answer
+    assert 0x35 in ja4_module._HEX4 and 0x010080 not in ja4_module._HEX4
