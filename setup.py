@@ -12,8 +12,8 @@ import os
 from setuptools import setup
 
 # Compiled by mypyc: every module a packet, an observation or an event passes through. Measured on the
-# 200k-packet bench mix with 1,000 rules: the first eight alone ran about 1.0x the pure build; the whole
-# list about 1.6x (docs/performance.md). agent/detections.py stays pure: mypyc cannot compile its
+# bench mix with 1,000 rules: the first eight alone ran about 1.0x the pure build; the whole
+# list about 1.9x (docs/performance.md). agent/detections.py stays pure: mypyc cannot compile its
 # OrderedDict subclass safely (a segfault in test_detections), and it is not on the hot path.
 HOT_MODULES = [
     "capture/packet.py",

@@ -15,7 +15,7 @@
 #                           [--root DIR] [--skip-packages] [--skip-venv] [--skip-systemctl]
 #   --dry-run         print every step, change nothing
 #   --accel           build the compiled accelerator (mypyc and Cython, from the package registry,
-#                     with gcc and python3-dev) from the same sources: about 1.7x the replay speed
+#                     with gcc and python3-dev) from the same sources: about 1.9x the replay speed
 #   --collector       also install the collector unit and a default /etc/veille/collector.toml
 #   --no-agent        collector host only
 #   --source PATH     what pip installs (default: the checkout this script is in)
