@@ -14,7 +14,9 @@ import struct
 from capture.packet import PROTO_ICMP, PROTO_ICMP6, PROTO_TCP, PROTO_UDP
 
 # The spec's ICMP type -> counterpart tables (echo, timestamp, info, address mask, router/neighbor
-# solicitation, ...). A type in the table is treated as one end of a bidirectional exchange.
+# solicitation, node information "who are you", ...). A type in the table is treated as one end of a
+# bidirectional exchange. telemetry/community.py keeps the same tables for the collector (the rooms may
+# not import each other); tests/test_community_id_rooms.py holds the two to the same answers.
 _ICMP4_PAIRS = {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 17: 18, 18: 17, 10: 9, 9: 10}
 _ICMP6_PAIRS = {
     128: 129,
@@ -25,6 +27,8 @@ _ICMP6_PAIRS = {
     136: 135,
     130: 131,
     131: 130,
+    139: 140,
+    140: 139,
     144: 145,
     145: 144,
 }
