@@ -240,6 +240,7 @@ class Pipeline:
                         break
             feed(frames[i])
             i += 1
+        self._try_bypass = True  # a lone feed() call tries the bypass itself again
 
     def _bypassed(self, st: ScanState) -> None:
         n = st.packets

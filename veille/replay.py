@@ -83,10 +83,12 @@ CONFIG_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, VeilleErr
 def make_pipeline(cfg: PipelineConfig) -> Pipeline | None:
     """The pipeline, or None after a one-line error naming the file or key that could not be loaded."""
     try:
-        return Pipeline(cfg)
+        pipeline = Pipeline(cfg)
     except CONFIG_ERRORS as e:
         print(f"veille: error: {e}", file=sys.stderr)
         return None
+    settle_gc()  # replay and --ship alike
+    return pipeline
 
 
 def run_replay(args: argparse.Namespace) -> int:
@@ -110,7 +112,6 @@ def run_replay(args: argparse.Namespace) -> int:
     if made is None:
         return 2
     pipeline = made
-    settle_gc()
     fmt = args.format or ("table" if sys.stdout.isatty() and not args.output else "jsonl")
     try:
         out: TextIO = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
