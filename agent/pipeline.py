@@ -34,6 +34,8 @@ from signatures.ja4 import ja4
 SERVICE_PORTS = frozenset({53, 67, 123, 137, 161, 443, 547, 1900, 5353, 5355})
 # Distinct SYN signatures whose p0f label is remembered (a school LAN shows a few hundred).
 P0F_CACHE_SIZE = 4096
+# JA3/JA4 by ClientHello shape (ClientHello.fingerprint_key); a site's clients send a few shapes.
+TLS_CACHE_SIZE = 4096
 # Bypass modes of a TCP flow's two directions (FlowTable.make_fast).
 _NOT_FAST = (0, 0)
 _ALL_FAST = (2, 2)
@@ -88,6 +90,7 @@ class Pipeline:
         self.files = 0
         self._p0f: Any = None
         self._p0f_cache: dict[Any, str | None] = {}
+        self._tls_cache: dict[tuple[object, ...], tuple[str, str, str, str]] = {}
         if c.fingerprints and c.p0f_path and os.path.exists(c.p0f_path):
             from signatures.p0f import P0fDatabase
 
@@ -277,8 +280,14 @@ class Pipeline:
         kind = o.type
         f = o.fields
         if kind == "tls_client":
-            f["ja3_string"], f["ja3"] = ja3(o.msg)
-            f["ja4"], f["ja4_r"] = ja4(o.msg)
+            key = o.msg.fingerprint_key()
+            fps = self._tls_cache.get(key)
+            if fps is None:
+                fps = (*ja3(o.msg), *ja4(o.msg))
+                if len(self._tls_cache) >= TLS_CACHE_SIZE:
+                    self._tls_cache.clear()
+                self._tls_cache[key] = fps
+            f["ja3_string"], f["ja3"], f["ja4"], f["ja4_r"] = fps
         elif kind == "tls_server":
             f["ja3s_string"], f["ja3s"] = ja3s(o.msg)
         elif kind == "ssh" and "kex" in f:

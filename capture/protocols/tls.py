@@ -90,6 +90,24 @@ class ClientHello:
     sslv2: bool = False
     dtls: bool = False
 
+    def fingerprint_key(self) -> tuple[object, ...]:
+        """Every field but the SNI value: equal keys give equal JA3 and JA4 (both read the SNI
+        extension's presence from `extensions`, never the name). A site's clients send a few such
+        shapes over and over, so the pipeline remembers their fingerprints by this key."""
+        return (
+            self.version,
+            self.ciphers,
+            self.extensions,
+            self.alpn,
+            self.groups,
+            self.ec_point_formats,
+            self.sig_algs,
+            self.supported_versions,
+            self.quic,
+            self.sslv2,
+            self.dtls,
+        )
+
     def fields(self) -> dict[str, object]:
         """The `tls_client` event fields of docs/events.md, fingerprints excluded."""
         return {

@@ -173,3 +173,30 @@ def test_ja4_of_sslv2_cipher_specs_keeps_every_digit_and_caches_only_16_bit_valu
     assert raw.split("_")[1] == "002f,0035,10080"  # at least four digits, as for 16-bit values
     assert ja4(hello)[1] == raw  # the second time from the cache, same answer
     assert 0x35 in ja4_module._HEX4 and 0x010080 not in ja4_module._HEX4
+
+
+def _changed(value: object) -> object:
+    """A different value of the same kind, for each kind of ClientHello field."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value ^ 1
+    if isinstance(value, tuple):
+        return (*value, value[0] if value else 1)
+    return (value or "") + "x"
+
+
+def test_fingerprint_key_covers_every_field_but_the_sni_name() -> None:
+    """The pipeline remembers JA3/JA4 by `fingerprint_key()`: a field left out of the key (a field added
+    to ClientHello later, say) would hand one hello another's fingerprints. This fails when that happens."""
+    from dataclasses import fields
+
+    hello = _golden()
+    key = hello.fingerprint_key()
+    for f in fields(ClientHello):
+        other = replace(hello, **{f.name: _changed(getattr(hello, f.name))})
+        if f.name == "sni":
+            assert other.fingerprint_key() == key
+            assert (ja3(other), ja4(other)) == (ja3(hello), ja4(hello))  # only the key's fields matter
+        else:
+            assert other.fingerprint_key() != key, f.name
