@@ -91,6 +91,7 @@ class Pipeline:
         self._p0f: Any = None
         self._p0f_cache: dict[Any, str | None] = {}
         self._tls_cache: dict[tuple[object, ...], tuple[str, str, str, str]] = {}
+        self._ja3s_cache: dict[tuple[object, ...], tuple[str, str]] = {}
         if c.fingerprints and c.p0f_path and os.path.exists(c.p0f_path):
             from signatures.p0f import P0fDatabase
 
@@ -289,7 +290,14 @@ class Pipeline:
                 self._tls_cache[key] = fps
             f["ja3_string"], f["ja3"], f["ja4"], f["ja4_r"] = fps
         elif kind == "tls_server":
-            f["ja3s_string"], f["ja3s"] = ja3s(o.msg)
+            skey = o.msg.fingerprint_key()
+            sfp = self._ja3s_cache.get(skey)
+            if sfp is None:
+                sfp = ja3s(o.msg)
+                if len(self._ja3s_cache) >= TLS_CACHE_SIZE:
+                    self._ja3s_cache.clear()
+                self._ja3s_cache[skey] = sfp
+            f["ja3s_string"], f["ja3s"] = sfp
         elif kind == "ssh" and "kex" in f:
             if o.direction == 0:
                 f["hassh_string"], f["hassh"] = hassh(o.msg)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from capture.errors import DECODE_EXCEPTIONS, DecodeError
 from capture.packet import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, Packet
@@ -41,7 +42,22 @@ QUIRK_NAMES = (
 QUIRK = {name: 1 << i for i, name in enumerate(QUIRK_NAMES)}
 Q_DF, Q_NZ_ID, Q_ZERO_ID, Q_ECN = QUIRK["df"], QUIRK["id+"], QUIRK["id-"], QUIRK["ecn"]
 Q_FLOW = QUIRK["flow"]
-_IPV4_ONLY = Q_DF | Q_NZ_ID | Q_ZERO_ID | QUIRK["0+"]
+# The rest as constants too: the per-SYN code below reads them without a dict lookup each.
+Q_ZERO_MBZ: Final = QUIRK["0+"]
+Q_SEQ0: Final = QUIRK["seq-"]
+Q_ACK0: Final = QUIRK["ack-"]
+Q_ACK_NZ: Final = QUIRK["ack+"]
+Q_URG: Final = QUIRK["urgf+"]
+Q_UPTR: Final = QUIRK["uptr+"]
+Q_PUSH: Final = QUIRK["pushf+"]
+Q_OPT_PAST_EOL: Final = QUIRK["opt+"]
+Q_EXWS: Final = QUIRK["exws"]
+Q_TS1_ZERO: Final = QUIRK["ts1-"]
+Q_TS2_NZ: Final = QUIRK["ts2+"]
+Q_BAD: Final = QUIRK["bad"]
+# Options of fixed length (kind -> length byte p0f expects).
+_FIXED_LEN: Final = {OPT_MSS: 4, OPT_WS: 3, OPT_SOK: 2, OPT_TS: 10}
+_IPV4_ONLY = Q_DF | Q_NZ_ID | Q_ZERO_ID | Q_ZERO_MBZ
 
 WIN_NORMAL, WIN_ANY, WIN_MOD, WIN_MSS, WIN_MTU = 0, 1, 2, 3, 4
 
@@ -163,7 +179,7 @@ def _tcp_signature(pkt: Packet) -> TcpSignature:
         if tos & _ECN_BITS:
             quirks |= Q_ECN
         if flags_off & _IP4_MBZ:
-            quirks |= QUIRK["0+"]
+            quirks |= Q_ZERO_MBZ
         if flags_off & _IP4_DF:
             quirks |= Q_DF
             if _u16(data, ip + 4)[0]:
@@ -191,19 +207,19 @@ def _tcp_signature(pkt: Packet) -> TcpSignature:
         quirks |= Q_ECN
     seq, ack = _u32(data, tcp + 4)[0], _u32(data, tcp + 8)[0]
     if not seq:
-        quirks |= QUIRK["seq-"]
+        quirks |= Q_SEQ0
     if flags & ACK:
         if not ack:
-            quirks |= QUIRK["ack-"]
+            quirks |= Q_ACK0
     elif ack & (0 if flags & RST else 1):
         # p0f 3.09b tests `ack & !(flags & RST)`: only the lowest ACK bit counts. Kept for agreement.
-        quirks |= QUIRK["ack+"]
+        quirks |= Q_ACK_NZ
     if flags & URG:
-        quirks |= QUIRK["urgf+"]
+        quirks |= Q_URG
     elif _u16(data, tcp + 18)[0]:
-        quirks |= QUIRK["uptr+"]
+        quirks |= Q_UPTR
     if flags & PSH:
-        quirks |= QUIRK["pushf+"]
+        quirks |= Q_PUSH
     syn_only = flags & (SYN | ACK | FIN | RST) == SYN
     layout, eol_pad, mss, scale, ts1, oquirks = _options(data, tcp + 20, tcp + doff, syn_only)
     return TcpSignature(
@@ -230,7 +246,7 @@ def _options(data: bytes, i: int, end: int, syn_only: bool) -> _Options:
     """p0f's option walk (process.c): layout, EOL padding, MSS, scale, TS1 and option quirks."""
     layout: list[int] = []
     eol_pad = mss = scale = ts1 = quirks = 0
-    bad = QUIRK["bad"]
+    bad = Q_BAD
     while i < end and len(layout) < MAX_TCP_OPT:
         kind = data[i]
         layout.append(kind)
@@ -239,14 +255,14 @@ def _options(data: bytes, i: int, end: int, syn_only: bool) -> _Options:
             eol_pad = end - i
             while i < end:
                 if data[i]:
-                    quirks |= QUIRK["opt+"]
+                    quirks |= Q_OPT_PAST_EOL
                     i = end
                     break
                 i += 1
             continue
         if kind == OPT_NOP:
             continue
-        fixed = {OPT_MSS: 4, OPT_WS: 3, OPT_SOK: 2, OPT_TS: 10}.get(kind)
+        fixed = _FIXED_LEN.get(kind)
         if fixed is not None:
             if i + fixed - 1 > end:
                 return tuple(layout), eol_pad, mss, scale, ts1, quirks | bad
@@ -257,13 +273,13 @@ def _options(data: bytes, i: int, end: int, syn_only: bool) -> _Options:
             elif kind == OPT_WS:
                 scale = data[i + 1]
                 if scale > 14:  # RFC 7323 §2.3: shift counts above 14 are invalid
-                    quirks |= QUIRK["exws"]
+                    quirks |= Q_EXWS
             elif kind == OPT_TS:
                 ts1 = _u32(data, i + 1)[0]
                 if not ts1:
-                    quirks |= QUIRK["ts1-"]
+                    quirks |= Q_TS1_ZERO
                 if syn_only and _u32(data, i + 5)[0]:
-                    quirks |= QUIRK["ts2+"]
+                    quirks |= Q_TS2_NZ
             i += fixed - 1
             continue
         # SACK (10-34 bytes, RFC 2018) and unknown options (2-40) carry their own length.

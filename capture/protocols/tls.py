@@ -136,6 +136,10 @@ class ServerHello:
     extensions: tuple[int, ...]
     alpn: tuple[str, ...]
 
+    def fingerprint_key(self) -> tuple[object, ...]:
+        """Every field: equal keys give equal JA3S (the pipeline remembers it by this key)."""
+        return (self.version, self.selected_version, self.cipher, self.extensions, self.alpn)
+
     def fields(self) -> dict[str, object]:
         """The `tls_server` event fields of docs/events.md, fingerprints excluded."""
         return {

@@ -200,3 +200,12 @@ def test_fingerprint_key_covers_every_field_but_the_sni_name() -> None:
             assert (ja3(other), ja4(other)) == (ja3(hello), ja4(hello))  # only the key's fields matter
         else:
             assert other.fingerprint_key() != key, f.name
+
+
+def test_server_hello_fingerprint_key_covers_every_field() -> None:
+    from dataclasses import fields
+
+    hello = ServerHello(0x0303, 0x0304, 0x1301, (43, 51), ("h2",))
+    key = hello.fingerprint_key()
+    for f in fields(ServerHello):
+        assert replace(hello, **{f.name: _changed(getattr(hello, f.name))}).fingerprint_key() != key, f.name
