@@ -125,9 +125,21 @@ def ip_text(addr: bytes) -> str:
     return text
 
 
+_MAC_TEXT: dict[bytes, str] = {}
+
+
 def mac_text(mac: bytes) -> str:
-    """aa:bb:cc:dd:ee:ff form ("" when there is none)."""
-    return mac.hex(":") if mac else ""
+    """aa:bb:cc:dd:ee:ff form ("" when there is none); remembered like addresses (every event names two)."""
+    text = _MAC_TEXT.get(mac)
+    if text is not None:
+        return text
+    if not mac:
+        return ""
+    text = mac.hex(":")
+    if len(_MAC_TEXT) >= _IP_TEXT_MAX:
+        _MAC_TEXT.clear()
+    _MAC_TEXT[bytes(mac)] = text
+    return text
 
 
 def _flags_text(flags: int) -> str:
