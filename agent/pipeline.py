@@ -185,7 +185,7 @@ class Pipeline:
                 self._alert(a.to_event())
         if obs:
             for o in obs:
-                self._observation(o if rd == d else o._replace(direction=o.direction ^ 1))
+                self._observation(o if rd == d else o.reversed())
         if self._fast and flow is not None and pkt.proto == PROTO_TCP:
             modes = flow.ext.get("fast", _NOT_FAST)
             if modes is not _ALL_FAST:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 from capture.decode import ETH_ARP
 from capture.errors import DecodeError
@@ -32,15 +32,30 @@ from capture.protocols.tls import looks_like_tls, parse_client_hello, parse_serv
 from capture.tcpopts import parse_tcp_options
 
 
-class Observation(NamedTuple):
-    """One fact about one endpoint: the contract `fields` plus the parsed message behind them."""
+class Observation:
+    """One fact about one endpoint: the contract `fields` plus the parsed message behind them.
 
-    type: str
-    fields: dict[str, Any]
-    msg: Any
-    pkt: Packet
-    flow: Flow | None
-    direction: int
+    A plain slotted class rather than a NamedTuple: one is built per event, and a NamedTuple's
+    `__new__` runs as interpreted Python even in the compiled build."""
+
+    __slots__ = ("direction", "fields", "flow", "msg", "pkt", "type")
+
+    def __init__(
+        self, type: str, fields: dict[str, Any], msg: Any, pkt: Packet, flow: Flow | None, direction: int
+    ) -> None:
+        self.type = type
+        self.fields = fields
+        self.msg = msg
+        self.pkt = pkt
+        self.flow = flow
+        self.direction = direction
+
+    def reversed(self) -> Observation:
+        """The same observation seen from the other direction (a server-first UDP exchange)."""
+        return Observation(self.type, self.fields, self.msg, self.pkt, self.flow, self.direction ^ 1)
+
+    def __repr__(self) -> str:
+        return f"Observation({self.type!r}, {self.fields!r}, direction={self.direction})"
 
 
 # Per-direction TCP application state.
