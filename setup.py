@@ -15,11 +15,14 @@ from setuptools import setup
 # bench mix with 1,000 rules: the first eight alone ran about 1.0x the pure build; the whole
 # list about 1.9x (docs/performance.md). agent/detections.py stays pure: mypyc cannot compile its
 # OrderedDict subclass safely (a segfault in test_detections), and it is not on the hot path.
+# capture/live.py (the ring reader builds a frame per packet) must not name an attribute `_thread`:
+# mypyc's C for it collides with the `__thread` keyword.
 HOT_MODULES = [
     "capture/packet.py",
     "capture/decode.py",
     "capture/flows.py",
     "capture/pcapfile.py",
+    "capture/live.py",
     "capture/tcpopts.py",
     "capture/community_id.py",
     "capture/observe.py",

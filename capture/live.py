@@ -417,8 +417,8 @@ class LiveSource:
         except BaseException:
             self._close_all()
             raise
-        self._thread = threading.Thread(target=self._run, name="veille-capture", daemon=True)
-        self._thread.start()
+        self._capture_thread = threading.Thread(target=self._run, name="veille-capture", daemon=True)
+        self._capture_thread.start()
 
     @property
     def interfaces(self) -> tuple[str, ...]:
@@ -469,7 +469,7 @@ class LiveSource:
             return
         self._stop.set()
         self._wake()
-        self._thread.join(timeout=5)
+        self._capture_thread.join(timeout=5)
         self._close_all()
 
     def __enter__(self) -> LiveSource:
