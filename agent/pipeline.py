@@ -13,7 +13,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from mypy_extensions import mypyc_attr
 
@@ -284,19 +284,13 @@ class Pipeline:
             key = o.msg.fingerprint_key()
             fps = self._tls_cache.get(key)
             if fps is None:
-                fps = (*ja3(o.msg), *ja4(o.msg))
-                if len(self._tls_cache) >= TLS_CACHE_SIZE:
-                    self._tls_cache.clear()
-                self._tls_cache[key] = fps
+                fps = _remember(self._tls_cache, key, (*ja3(o.msg), *ja4(o.msg)), TLS_CACHE_SIZE)
             f["ja3_string"], f["ja3"], f["ja4"], f["ja4_r"] = fps
         elif kind == "tls_server":
             skey = o.msg.fingerprint_key()
             sfp = self._ja3s_cache.get(skey)
             if sfp is None:
-                sfp = ja3s(o.msg)
-                if len(self._ja3s_cache) >= TLS_CACHE_SIZE:
-                    self._ja3s_cache.clear()
-                self._ja3s_cache[skey] = sfp
+                sfp = _remember(self._ja3s_cache, skey, ja3s(o.msg), TLS_CACHE_SIZE)
             f["ja3s_string"], f["ja3s"] = sfp
         elif kind == "ssh" and "kex" in f:
             if o.direction == 0:
@@ -330,10 +324,7 @@ class Pipeline:
                     label = self._p0f_cache.get(key, "")
                     if label == "":
                         m = self._p0f.match(sig, synack=f["synack"], syn_mss=syn_mss)
-                        label = m.text if m is not None else None
-                        if len(self._p0f_cache) >= P0F_CACHE_SIZE:
-                            self._p0f_cache.clear()
-                        self._p0f_cache[key] = label
+                        label = _remember(self._p0f_cache, key, m.text if m is not None else None, P0F_CACHE_SIZE)
             f["p0f"] = label
 
     def _flows_ended(self) -> None:
@@ -378,6 +369,18 @@ class Pipeline:
         out = self.events
         self.events = []
         return out
+
+
+_V = TypeVar("_V")
+
+
+def _remember(cache: dict[Any, _V], key: Any, value: _V, size: int) -> _V:
+    """Keep `value` in one of the pipeline's answer caches (p0f labels, TLS fingerprints) and return it.
+    A full cache starts over: a site repeats a few hundred shapes, and hostile traffic cannot grow it."""
+    if len(cache) >= size:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 def settle_gc() -> None:

@@ -105,7 +105,7 @@ class Packet:
 
 # Text forms of recently seen addresses: a site's events name the same few thousand hosts over and over.
 _IP_TEXT: dict[bytes, str] = {}
-_IP_TEXT_MAX = 65536
+_TEXT_MAX = 65536  # entries in each of the address and MAC text caches
 
 
 def ip_text(addr: bytes) -> str:
@@ -119,7 +119,7 @@ def ip_text(addr: bytes) -> str:
         text = str(ipaddress.IPv6Address(addr))
     else:
         return ""
-    if len(_IP_TEXT) >= _IP_TEXT_MAX:
+    if len(_IP_TEXT) >= _TEXT_MAX:
         _IP_TEXT.clear()
     _IP_TEXT[bytes(addr)] = text
     return text
@@ -136,7 +136,7 @@ def mac_text(mac: bytes) -> str:
     if not mac:
         return ""
     text = mac.hex(":")
-    if len(_MAC_TEXT) >= _IP_TEXT_MAX:
+    if len(_MAC_TEXT) >= _TEXT_MAX:
         _MAC_TEXT.clear()
     _MAC_TEXT[bytes(mac)] = text
     return text

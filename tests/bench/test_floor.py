@@ -26,6 +26,5 @@ def test_events_child_encodes_every_event(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     path.write_text("".join(json.dumps({"type": "flow", "n": i, "l": [i, i + 1]}) + "\n" for i in range(5000)))
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    cpu, events = _inner(_EVENTS, str(path), REPO, env)
+    _cpu, events = _inner(_EVENTS, str(path), REPO, env)
     assert events == 5000
-    assert cpu >= 0
